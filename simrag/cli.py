@@ -1,0 +1,83 @@
+"""The `simrag` command: ask the pipeline's artefacts questions from a shell."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import click
+
+from simrag.config import load_params
+from simrag.errors import SimragError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="simrag")
+def main() -> None:
+    """simrag: SimRAG-style domain adaptation of a retrieval-augmented LM."""
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to return [retrieval.top_k].")
+@click.option(
+    "--threshold", type=click.FloatRange(-1, 1), default=None, help="Relevance threshold [retrieval.threshold]."
+)
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON lines.")
+@click.option(
+    "--snippet", type=click.IntRange(0, 5000), default=300, show_default=True, help="Characters of text per hit."
+)
+def search(
+    query: str,
+    top_k: int | None,
+    threshold: float | None,
+    index_dir: Path,
+    params_path: Path,
+    as_json: bool,
+    snippet: int,
+) -> None:
+    """Print the chunks of the index closest to QUERY, with their cosine scores."""
+    from simrag.retrieval import Retriever  # heavy imports only when searching
+
+    try:
+        params = load_params(params_path) if params_path.exists() else None
+        retrieval = params.retrieval if params else None
+        retriever = Retriever(
+            index_dir,
+            collection=params.index.collection if params else "chunks",
+            top_k=top_k or (retrieval.top_k if retrieval else 5),
+            threshold=threshold if threshold is not None else (retrieval.threshold if retrieval else 0.7),
+            drop_below_threshold=retrieval.drop_below_threshold if retrieval else False,
+        )
+    except SimragError as exc:
+        raise click.ClickException(str(exc)) from None
+    started = time.perf_counter()
+    hits = retriever.search(query)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if as_json:
+        for rank, hit in enumerate(hits, start=1):
+            click.echo(json.dumps({"rank": rank, **hit.__dict__, "text": hit.text[:snippet] if snippet else hit.text}))
+        return
+    passing = sum(hit.above_threshold for hit in hits)
+    click.echo(
+        f"{len(hits)} hits for {query!r} in {elapsed_ms:.0f} ms; "
+        f"{passing} at or above the threshold {retriever.threshold:.2f} ({len(retriever)} chunks indexed)\n"
+    )
+    for rank, hit in enumerate(hits, start=1):
+        mark = "*" if hit.above_threshold else " "
+        click.echo(f"{rank}. {hit.score:.3f}{mark} {hit.chunk_id}")
+        if hit.title:
+            click.echo(f"   {hit.title}")
+        if snippet:
+            text = " ".join(hit.text.split())
+            text = text[:snippet] + ("…" if len(text) > snippet else "")
+            click.echo(textwrap.indent(textwrap.fill(text, width=100), "   "))
+        click.echo()
+
+
+if __name__ == "__main__":
+    main()

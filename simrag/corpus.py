@@ -1,0 +1,149 @@
+"""Reading a corpus folder into documents, counting every file it skips and why.
+
+Supported: .html/.htm (main content), .md/.markdown (front matter and shortcodes removed),
+.txt, and .jsonl (one document a line: `id`, `text`, optional `title`). A file that cannot be
+used is skipped with a reason, never a crash; a file that is not valid UTF-8 is repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simrag.errors import DataError
+from simrag.extract import html_to_text, markdown_to_text, tidy
+
+log = logging.getLogger(__name__)
+
+FORMATS = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".jsonl": "jsonl",
+}
+# Files that describe a corpus rather than belong to it.
+IGNORED_NAMES = frozenset({"MANIFEST.json", ".DS_Store", ".gitignore", ".dvcignore"})
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # the corpus folder's name, e.g. "devops"
+    doc: str  # path relative to the corpus folder; for a JSON-lines record, its `id`
+    title: str
+    text: str
+
+
+@dataclass
+class FileResult:
+    documents: list[Document] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> documents skipped
+    repaired: Counter[str] = field(default_factory=Counter)  # reason -> files read after a repair
+
+
+def list_files(corpus_dir: Path) -> list[Path]:
+    """Every file under `corpus_dir`, sorted so that runs are deterministic."""
+    if not corpus_dir.is_dir():
+        raise DataError(
+            f"corpus folder not found: {corpus_dir} (check prepare.corpus_dir in params.yaml, "
+            f"or fetch it with `dvc pull {corpus_dir}.dvc`)"
+        )
+    return sorted(p for p in corpus_dir.rglob("*") if p.is_file() and p.name not in IGNORED_NAMES)
+
+
+def decode(raw: bytes, fmt: str) -> tuple[str | None, str | None]:
+    """(text, repair) of a file's bytes; text is None for binary data."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace"), "utf16"
+    if b"\x00" in raw[:8192]:
+        return None, None
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    if fmt == "html":
+        declared = _META_CHARSET.search(raw[:4096])
+        if declared:
+            try:
+                return raw.decode(declared.group(1).decode("ascii")), None
+            except (LookupError, UnicodeDecodeError):
+                pass
+    return raw.decode("utf-8", errors="replace"), "invalid_utf8"
+
+
+def _jsonl_documents(source: str, path: Path, text: str, result: FileResult) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s:%d: not valid JSON, line skipped", path, number)
+            result.skipped["malformed_line"] += 1
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str) or record.get("id") in (None, ""):
+            log.warning("%s:%d: a document needs `id` and `text`, line skipped", path, number)
+            result.skipped["missing_field"] += 1
+            continue
+        title = record.get("title")
+        result.documents.append(
+            Document(source, str(record["id"]), title if isinstance(title, str) else "", tidy(record["text"]))
+        )
+
+
+def read_file(corpus_dir: Path, path: Path) -> FileResult:
+    """The documents of one file, or the reason it was skipped."""
+    result = FileResult()
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        log.debug("%s: unsupported file type, skipped", path)
+        result.skipped["unsupported_type"] += 1
+        return result
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        log.warning("%s: cannot be read (%s), skipped", path, exc.strerror or exc)
+        result.skipped["unreadable"] += 1
+        return result
+    if not raw.strip():
+        log.warning("%s: empty file, skipped", path)
+        result.skipped["empty"] += 1
+        return result
+    text, repair = decode(raw, fmt)
+    if text is None:
+        log.warning("%s: binary content, skipped", path)
+        result.skipped["binary"] += 1
+        return result
+    if repair:
+        log.warning("%s: not valid UTF-8, undecodable bytes replaced", path)
+        result.repaired[repair] += 1
+    source = corpus_dir.name
+    if fmt == "jsonl":
+        _jsonl_documents(source, path, text, result)
+        return result
+    relpath = path.relative_to(corpus_dir).as_posix()
+    if fmt == "html":
+        title, body = html_to_text(text)
+    elif fmt == "markdown":
+        title, body = markdown_to_text(text)
+    else:
+        title, body = "", tidy(text)
+    if not body:
+        log.warning("%s: no text after extraction, skipped", path)
+        result.skipped["empty"] += 1
+        return result
+    if not title:
+        # "docs/tutorial/index.md" is better named by its folder than by "index"
+        title = (
+            path.parent.name
+            if path.stem.lower() in {"index", "_index", "readme"} and path.parent != corpus_dir
+            else path.stem
+        )
+    result.documents.append(Document(source, relpath, title, body))
+    return result

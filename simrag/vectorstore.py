@@ -1,0 +1,64 @@
+"""The ChromaDB collection that holds the chunk vectors (cosine space).
+
+Embeddings are always passed in: Chroma's own embedding function is never used, because it
+would download a model at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simrag.errors import DataError
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+
+def _client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+
+
+def write_collection(
+    path: Path,
+    name: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    documents: list[str],
+    metadatas: list[dict[str, Any]],
+    collection_metadata: dict[str, Any],
+) -> None:
+    """Create collection `name` under `path` (a new, empty folder) and add every vector."""
+    if not (len(ids) == len(vectors) == len(documents) == len(metadatas)):
+        raise ValueError("ids, vectors, documents and metadatas differ in length")
+    client = _client(path)
+    collection = client.create_collection(
+        name, metadata={"hnsw:space": "cosine", **collection_metadata}, embedding_function=None
+    )
+    step = client.get_max_batch_size()
+    for i in range(0, len(ids), step):
+        collection.add(
+            ids=ids[i : i + step],
+            embeddings=vectors[i : i + step],
+            documents=documents[i : i + step],
+            metadatas=metadatas[i : i + step],
+        )
+
+
+def open_collection(path: Path, name: str) -> Collection:
+    if not (path / "chroma.sqlite3").is_file():
+        raise DataError(f"no index at {path}: build it with `dvc repro index`")
+    client = _client(path)
+    try:
+        return client.get_collection(name, embedding_function=None)
+    except Exception as exc:  # chromadb raises NotFoundError or ValueError by version
+        raise DataError(f"index at {path} has no collection '{name}' (index.collection in params.yaml)") from exc
+
+
+def folder_size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20

@@ -1,0 +1,85 @@
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simrag.config import Params, load_params, parse_params
+from simrag.errors import ConfigError
+from tests.conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+# Modules that cannot change a stage's outputs: they parse params, name errors, log and write files atomically.
+NEUTRAL_MODULES = {"simrag/__init__.py", "simrag/config.py", "simrag/errors.py", "simrag/stage.py", "simrag/jsonio.py"}
+
+
+def test_shipped_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.retrieval.top_k == 5 and params.retrieval.threshold == 0.7  # the paper's retrieval
+
+
+def test_defaults_match_params_yaml():
+    """params.yaml spells out every knob, so `dvc params diff` shows every change."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for block, model in Params.model_fields.items():
+        assert set(raw[block]) == set(model.annotation.model_fields), block
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ({"index": {"dtype": "int4"}}, "index.dtype: must be one of 'auto', 'bf16', 'fp16' or 'fp32' (got 'int4')"),
+        ({"retrieval": {"top_k": 0}}, "retrieval.top_k: Input should be greater than or equal to 1 (got 0)"),
+        (
+            {"prepare": {"chunk_tokens": 64, "chunk_overlap": 64}},
+            "chunk_overlap (64) must be smaller than chunk_tokens (64)",
+        ),
+        ({"retrieval": {"treshold": 0.5}}, "retrieval.treshold: unknown key"),
+        ({"trian": {}}, "trian: unknown key"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_bad_params_name_the_key(raw, expected):
+    with pytest.raises(ConfigError) as excinfo:
+        parse_params(raw)
+    assert expected in str(excinfo.value)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="parameter file not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def _stage_script(stage: dict) -> Path:
+    match = re.search(r"python (stages/\w+\.py)", stage["cmd"])
+    assert match, stage["cmd"]
+    return ROOT / match.group(1)
+
+
+def _simrag_imports(path: Path, seen: set[str]) -> set[str]:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.startswith("simrag."):
+                module = name.replace(".", "/") + ".py"
+                if module not in seen:
+                    seen.add(module)
+                    _simrag_imports(ROOT / module, seen)
+    return seen
+
+
+@pytest.mark.parametrize("name", sorted(DVC["stages"]))
+def test_dvc_stage_declares_the_params_and_code_it_uses(name):
+    stage = DVC["stages"][name]
+    script = _stage_script(stage)
+    declared = set(stage.get("params", []))
+    for block in set(re.findall(r"\bparams\.(?!yaml)(\w+)", script.read_text())):
+        fields = Params.model_fields[block].annotation.model_fields
+        assert block in declared or all(f"{block}.{f}" in declared for f in fields), f"{name}: params block {block}"
+    deps = set(stage["deps"])
+    assert script.relative_to(ROOT).as_posix() in deps
+    missing = _simrag_imports(script, set()) - NEUTRAL_MODULES - deps
+    assert not missing, f"{name}: dvc.yaml deps lack {sorted(missing)}"
