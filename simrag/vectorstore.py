@@ -6,6 +6,9 @@ would download a model at run time.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,12 +51,35 @@ def write_collection(
             documents=documents[i : i + step],
             metadatas=metadatas[i : i + step],
         )
+    # Chroma flushes its vector segment lazily, on a later open: open and query once now,
+    # so the folder DVC records is complete and later reads find nothing left to write.
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    settled = _client(path).get_collection(name, embedding_function=None)
+    if len(ids):
+        settled.query(query_embeddings=vectors[:1], n_results=1)
+    SharedSystemClient.clear_system_cache()
 
 
-def open_collection(path: Path, name: str) -> Collection:
+def _working_copy(path: Path) -> Path:
+    """A private copy of the index to read from, removed when the process exits.
+
+    Chroma writes to its files each time a client opens them, even to read (a row in SQLite, and
+    any vector segment it had not flushed); reading the DVC-tracked folder itself would mark the
+    `index` stage changed and make `dvc repro` rebuild it.
+    """
+    copy = Path(tempfile.mkdtemp(prefix="simrag-index-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    shutil.copytree(path, copy, dirs_exist_ok=True)
+    return copy
+
+
+def open_collection(path: Path, name: str, read_only: bool = True) -> Collection:
+    """Open collection `name` of the index at `path`; read_only leaves the folder byte-for-byte unchanged."""
     if not (path / "chroma.sqlite3").is_file():
         raise DataError(f"no index at {path}: build it with `dvc repro index`")
-    client = _client(path)
+    client = _client(_working_copy(path) if read_only else path)
     try:
         return client.get_collection(name, embedding_function=None)
     except Exception as exc:  # chromadb raises NotFoundError or ValueError by version

@@ -73,3 +73,17 @@ def test_fp16_on_cpu_is_refused(tmp_path, embedder_params):
     chunks.write_text(json.dumps(_chunk(0, "x")))
     with pytest.raises(ModelNotFoundError, match="fp16 needs a CUDA device"):
         build_index(chunks, tmp_path / "index", embedder_params, IndexParams(dtype="fp16", device="cpu"))
+
+
+def test_reading_the_index_leaves_its_files_unchanged(topic_index):
+    """DVC hashes data/index: a search must not modify it, or `dvc repro` would rebuild it."""
+    import hashlib
+
+    from simrag.retrieval import Retriever
+
+    def digest():
+        return {p: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(topic_index.rglob("*")) if p.is_file()}
+
+    before = digest()
+    Retriever(topic_index, dtype="fp32").search("anything at all")
+    assert digest() == before

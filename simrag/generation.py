@@ -1,0 +1,103 @@
+"""Batched greedy generation, and scoring fixed answers (labels) by their likelihood."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from simrag.models import Generator
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    n_tokens: int  # new tokens the model produced, its end-of-turn token included
+    seconds: float  # this prompt's share of its batch's wall time
+
+
+def _stop_ids(generator: Generator) -> list[int]:
+    tokenizer = generator.tokenizer
+    ids = {tokenizer.eos_token_id}
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
+        ids.add(end_of_turn)
+    return sorted(i for i in ids if i is not None)
+
+
+def generate(
+    generator: Generator,
+    prompts: list[str],
+    max_new_tokens: int = 128,
+    repetition_penalty: float = 1.0,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[Generation]:
+    """Greedy answers to rendered prompts, batched by length so that little padding is computed."""
+    import torch
+
+    tokenizer, model = generator.tokenizer, generator.model
+    stop = _stop_ids(generator)
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    results: dict[int, Generation] = {}
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
+        encoded = tokenizer(
+            [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(model.device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                repetition_penalty=repetition_penalty,
+                eos_token_id=stop,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        seconds = (time.perf_counter() - started) / len(batch)
+        new_tokens = output[:, encoded["input_ids"].shape[1] :].tolist()
+        for i, tokens in zip(batch, new_tokens, strict=True):
+            n = next((j + 1 for j, t in enumerate(tokens) if t in stop), len(tokens))
+            text = tokenizer.decode(tokens[:n], skip_special_tokens=True).strip()
+            results[i] = Generation(text, n, seconds)
+    return [results[i] for i in range(len(prompts))]
+
+
+def label_logprobs(generator: Generator, prompts: list[str], labels: list[str], batch_size: int = 8) -> np.ndarray:
+    """log P(label | prompt) for every prompt and label: shape (len(prompts), len(labels)).
+
+    When every label is one token, one forward pass per prompt suffices (the next-token
+    distribution); otherwise each prompt + label sequence is scored in full.
+    """
+    import torch
+
+    tokenizer, model = generator.tokenizer, generator.model
+    label_ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
+    scores = np.zeros((len(prompts), len(labels)), dtype=np.float64)
+    single = all(len(ids) == 1 for ids in label_ids)
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start : start + batch_size]
+            if single:
+                encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+                logits = model(**encoded).logits[:, -1, :].float()
+                logp = torch.log_softmax(logits, dim=-1)
+                scores[start : start + len(batch)] = logp[:, [ids[0] for ids in label_ids]].cpu().numpy()
+                continue
+            for j, ids in enumerate(label_ids):
+                texts = [p + tokenizer.decode(ids) for p in batch]
+                encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+                logp = torch.log_softmax(model(**encoded).logits.float(), dim=-1)
+                n = len(ids)
+                # left padding: the label is the last n tokens of every row
+                targets = encoded["input_ids"][:, -n:]
+                picked = logp[:, -n - 1 : -1, :].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                scores[start : start + len(batch), j] = picked.sum(-1).cpu().numpy()
+    return scores

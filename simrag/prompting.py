@@ -1,0 +1,46 @@
+"""The RAG prompt: a system prompt, numbered context passages and the question, via the chat template."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from simrag.retrieval import Hit
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+SYSTEM_PROMPT = (
+    "You are a precise technical assistant. Answer the question using the numbered context passages. "
+    "Be concise and use the terms of the context. If the context does not contain the answer, say so."
+)
+LABEL_INSTRUCTION = "Answer with one word: {labels}."
+
+
+def fit_context(hits: Sequence[Hit], tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> list[str]:
+    """Passage texts in rank order, within `max_tokens` generator tokens (the last one cut to fit)."""
+    passages: list[str] = []
+    budget = max_tokens
+    for hit in hits:
+        ids = tokenizer(hit.text, add_special_tokens=False)["input_ids"]
+        if budget <= 0:
+            break
+        if len(ids) > budget:
+            passages.append(tokenizer.decode(ids[:budget]).rstrip() + " …")
+            break
+        passages.append(hit.text)
+        budget -= len(ids)
+    return passages
+
+
+def rag_messages(question: str, passages: Sequence[str], instruction: str = "") -> list[dict[str, str]]:
+    context = "\n\n".join(f"[{i}] {text.strip()}" for i, text in enumerate(passages, start=1))
+    user = f"Context:\n{context}\n\nQuestion: {question.strip()}" if passages else f"Question: {question.strip()}"
+    if instruction:
+        user += f"\n{instruction}"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]]) -> str:
+    """The prompt text that makes the model write the assistant's turn."""
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
