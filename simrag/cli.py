@@ -79,5 +79,47 @@ def search(
         click.echo()
 
 
+@main.command()
+@click.argument("question")
+@click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
+@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
+@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+def ask(question: str, model_name: str, top_k: int | None, index_dir: Path, base: Path, params_path: Path) -> None:
+    """Answer QUESTION with retrieval-augmented generation, showing the retrieved chunks."""
+    from simrag.generation import generate
+    from simrag.models import load_generator
+    from simrag.prompting import fit_context, rag_messages, render
+    from simrag.retrieval import Retriever
+
+    try:
+        params = load_params(params_path)
+        if model_name not in params.evaluate.models:
+            known = ", ".join(params.evaluate.models)
+            raise click.ClickException(f"unknown model {model_name!r}: evaluate.models has {known}")
+        weights = Path(params.evaluate.models[model_name])
+        adapter = None if weights.resolve() == base.resolve() else weights
+        r, g = params.retrieval, params.generation
+        retriever = Retriever(index_dir, params.index.collection, top_k or r.top_k, r.threshold, r.drop_below_threshold)
+        generator = load_generator(
+            base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
+        )
+    except SimragError as exc:
+        raise click.ClickException(str(exc)) from None
+    started = time.perf_counter()
+    hits = retriever.search(question)
+    prompt = render(
+        generator.tokenizer, rag_messages(question, fit_context(hits, generator.tokenizer, g.max_context_tokens))
+    )
+    answer = generate(generator, [prompt], g.max_new_tokens, g.repetition_penalty, batch_size=1)[0]
+    elapsed = time.perf_counter() - started
+    click.echo(f"{answer.text}\n")
+    click.echo(f"({model_name}, {elapsed:.1f} s, {answer.n_tokens} tokens; context from:)")
+    for rank, hit in enumerate(hits, start=1):
+        mark = "*" if hit.above_threshold else " "
+        click.echo(f"  [{rank}] {hit.score:.3f}{mark} {hit.chunk_id}")
+
+
 if __name__ == "__main__":
     main()

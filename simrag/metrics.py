@@ -151,7 +151,9 @@ def groundedness(answer: str, context: str) -> float:
 # --- statistics ---------------------------------------------------------------------------
 
 
-def bootstrap_ci(values: Sequence[float], samples: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
     """Mean with a percentile-bootstrap confidence interval, and n."""
     x = np.asarray(values, dtype=np.float64)
     if len(x) == 0:

@@ -49,18 +49,32 @@ def packaged_gguf() -> Path:
     return path
 
 
-def _from_pretrained(name: str, **kwargs: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _from_pretrained(name: str, dtype: Any, **kwargs: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=False, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=False, dtype=dtype, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(
             f"cannot load generator '{name}': {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}. "
             "Use 'default', a local folder, or a hub id with HF_HUB_OFFLINE=0 and network access."
         ) from exc
     return model, tokenizer
+
+
+def _plain_copy(model: Any) -> Any:
+    """A GGUF-loaded model is marked quantised and refuses to be saved or trained: rebuild it as a
+    plain model from its config and its (already dequantised) weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    return plain
 
 
 def materialize_base(name: str, out_dir: Path) -> dict[str, Any]:
@@ -72,6 +86,7 @@ def materialize_base(name: str, out_dir: Path) -> dict[str, Any]:
         gguf = packaged_gguf()
         # GGUF weights are dequantised to float32 on load; kept in float32 so no precision is lost twice.
         model, tokenizer = _from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        model = _plain_copy(model)
         source = f"{GGUF_PACKAGE}=={importlib.metadata.version(GGUF_PACKAGE)}:{gguf.name}"
     else:
         path = Path(name).expanduser()
@@ -149,8 +164,8 @@ def quantization_config(compute_dtype: torch.dtype) -> Any:
 
 @dataclass
 class Generator:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
+    model: Any  # a transformers causal LM (typed loosely: its generate() is dynamic)
+    tokenizer: Any  # its tokenizer, left padding, pad token distinct from end of turn
     device: str
     name: str
 
@@ -180,7 +195,7 @@ def load_generator(
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if quantize:
         kwargs.update(quantization_config=quantization_config(torch_dtype), device_map={"": 0})
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=False, **kwargs)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=False, **kwargs)
     if adapter_dir is not None:
         model = merge_adapter(model, Path(adapter_dir))
     if not quantize:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simrag.retrieval import Hit
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
 
 SYSTEM_PROMPT = (
     "You are a precise technical assistant. Answer the question using the numbered context passages. "
@@ -17,7 +14,7 @@ SYSTEM_PROMPT = (
 LABEL_INSTRUCTION = "Answer with one word: {labels}."
 
 
-def fit_context(hits: Sequence[Hit], tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> list[str]:
+def fit_context(hits: Sequence[Hit], tokenizer: Any, max_tokens: int) -> list[str]:
     """Passage texts in rank order, within `max_tokens` generator tokens (the last one cut to fit)."""
     passages: list[str] = []
     budget = max_tokens
@@ -41,6 +38,6 @@ def rag_messages(question: str, passages: Sequence[str], instruction: str = "") 
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]]) -> str:
+def render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt text that makes the model write the assistant's turn."""
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

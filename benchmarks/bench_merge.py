@@ -1,0 +1,66 @@
+"""Inference latency of a LoRA fine-tuned model: merged into the base vs. kept as an adapter.
+
+    python benchmarks/bench_merge.py [--base data/models/base]
+
+A random LoRA adapter (r=16, alpha=32, all attention and MLP projections) stands for a trained
+one. Target (issue: generator and evaluate): merged / base latency at most 1.05. The paper
+measured +52% with unmerged adapters.
+"""
+
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from simrag.models import load_generator
+from simrag.prompting import render
+
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _latency(model, inputs, new_tokens: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(**inputs, min_new_tokens=new_tokens, max_new_tokens=new_tokens, do_sample=False)
+        times.append(time.perf_counter() - started)
+    return sorted(times[1:])[len(times[1:]) // 2]  # median, warm-up dropped
+
+
+@click.command()
+@click.option("--base", type=click.Path(path_type=Path), default="data/models/base")
+@click.option("--new-tokens", type=int, default=32)
+@click.option("--repeats", type=int, default=5)
+def main(base: Path, new_tokens: int, repeats: int) -> None:
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    with tempfile.TemporaryDirectory() as adapter:
+        torch.manual_seed(0)
+        config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, init_lora_weights=False, target_modules=PROJECTIONS)
+        get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(adapter)
+        plain = load_generator(base, device="cpu")
+        merged = load_generator(base, Path(adapter), device="cpu")
+        dtype = next(plain.model.parameters()).dtype
+        unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), adapter).eval()
+        prompt = render(plain.tokenizer, [{"role": "user", "content": "Explain what a Docker image layer is. " * 8}])
+        inputs = plain.tokenizer([prompt] * 4, return_tensors="pt", add_special_tokens=False, padding=True)
+        kwargs = {"pad_token_id": plain.tokenizer.pad_token_id}
+        for model in (plain.model, merged.model, unmerged):
+            model.generation_config.update(**kwargs)
+        t_base = _latency(plain.model, inputs, new_tokens, repeats)
+        t_merged = _latency(merged.model, inputs, new_tokens, repeats)
+        t_unmerged = _latency(unmerged, inputs, new_tokens, repeats)
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; {base} in {dtype}")
+    print(f"batch 4, {new_tokens} new tokens, median of {repeats}")
+    print(f"  base     {t_base:.3f} s")
+    print(f"  merged   {t_merged:.3f} s  ratio {t_merged / t_base:.3f}")
+    print(f"  unmerged {t_unmerged:.3f} s  ratio {t_unmerged / t_base:.3f}")
+
+
+if __name__ == "__main__":
+    main()

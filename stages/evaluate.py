@@ -1,0 +1,64 @@
+"""DVC stage `evaluate@<model>`: answer every evaluation set with one model and score it.
+
+Writes data/eval/<model>/<set>.jsonl (one record per question) and metrics/eval/<model>/<set>.json.
+"""
+
+from pathlib import Path
+
+import click
+
+from simrag.config import load_params
+from simrag.evaluation import EvalConfig, evaluate_set, load_questions
+from simrag.jsonio import atomic_dir, write_json, write_jsonl
+from simrag.models import load_generator
+from simrag.retrieval import Retriever
+from simrag.stage import stage
+
+
+@click.command()
+@click.option("--model", "model_name", required=True, help="Name of the model, a key of evaluate.models.")
+@click.option("--weights", type=click.Path(path_type=Path), required=True, help="The base folder or a LoRA adapter.")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default="data/eval", show_default=True)
+@click.option("--metrics", "metrics_dir", type=click.Path(path_type=Path), default="metrics/eval", show_default=True)
+@stage("evaluate")
+def main(
+    model_name: str, weights: Path, params_path: Path, base: Path, index_dir: Path, out: Path, metrics_dir: Path
+) -> str:
+    params = load_params(params_path)
+    ev, gen, retrieval = params.evaluate, params.generation, params.retrieval
+    sets = {name: load_questions(Path(path), ev.max_questions) for name, path in ev.sets.items()}
+    retriever = Retriever(
+        index_dir, params.index.collection, retrieval.top_k, retrieval.threshold, retrieval.drop_below_threshold
+    )
+    adapter = None if weights.resolve() == base.resolve() else weights
+    generator = load_generator(
+        base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
+    )
+    config = EvalConfig(
+        gen.max_new_tokens,
+        gen.repetition_penalty,
+        gen.max_context_tokens,
+        gen.batch_size,
+        ev.bootstrap_samples,
+        ev.seed,
+    )
+    results = {}
+    for set_name, (questions, skipped) in sets.items():
+        records, summary = evaluate_set(generator, retriever, questions, config)
+        results[set_name] = (records, {**summary, "skipped_lines": skipped})
+    # Written only once every set is done: a failure leaves no partial results behind.
+    with atomic_dir(out / model_name) as records_dir, atomic_dir(metrics_dir / model_name) as summary_dir:
+        for set_name, (records, summary) in results.items():
+            write_jsonl(records_dir / f"{set_name}.jsonl", records)
+            write_json(summary_dir / f"{set_name}.json", summary)
+    return ", ".join(
+        f"{name}: quality {s['answer_quality']['mean']:.3f}, relevance {s['context_relevance']['mean']:.3f}"
+        for name, (_, s) in results.items()
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from simrag.errors import DataError
+from simrag.evaluation import EvalConfig, evaluate_set, load_questions
+from simrag.models import load_generator
+from simrag.retrieval import Retriever
+from tests.conftest import ROOT, TOPICS
+
+
+def _question_file(path, with_references=True, with_labels=False):
+    lines = []
+    for i, (name, (text, question)) in enumerate(list(TOPICS.items())[:6]):
+        record = {"id": f"q{i}", "question": question}
+        if with_references:
+            record.update(reference_answer=text.split(".")[0], gold_doc=f"{name}.md")
+        if with_labels:
+            record["label"] = ["yes", "yes", "yes", "no", "maybe", "no"][i]  # majority class: 3 of 6
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_load_questions_skips_bad_lines_and_refuses_empty_or_missing_files(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "a", "question": "What?"}\n{broken\n{"id": "b"}\n\n{"question": "Why?"}\n')
+    questions, skipped = load_questions(path)
+    assert [q["id"] for q in questions] == ["a", "line5"] and skipped == 2
+    assert len(load_questions(path, max_questions=1)[0]) == 1
+    path.write_text("{broken\n")
+    with pytest.raises(DataError, match="no usable question"):
+        load_questions(path)
+    with pytest.raises(DataError, match="evaluation set not found"):
+        load_questions(tmp_path / "missing.jsonl")
+
+
+def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_index):
+    generator = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    retriever = Retriever(topic_index, top_k=3, dtype="fp32")
+    questions, _ = load_questions(_question_file(tmp_path / "q.jsonl", with_labels=True))
+    config = EvalConfig(max_new_tokens=8, max_context_tokens=200, batch_size=4, bootstrap_samples=200)
+    records, summary = evaluate_set(generator, retriever, questions, config, progress=False)
+    assert len(records) == 6 and summary["n"] == 6
+    first = records[0]
+    assert len(first["retrieved"]) == 3 and first["retrieved"][0]["doc"] == "docker-layers.md"
+    assert set(first["scores"]) == {
+        "context_relevance",
+        "answer_quality",
+        "groundedness",
+        "token_f1",
+        "rouge_l",
+        "recall_at_k",
+        "mrr",
+        "label_accuracy",
+    }
+    assert first["predicted_label"] in ("yes", "no", "maybe") and 1 <= first["new_tokens"] <= 8
+    for name in ("context_relevance", "answer_quality", "recall_at_k", "label_accuracy"):
+        stat = summary[name]
+        assert stat["n"] == 6 and stat["ci_low"] <= stat["mean"] <= stat["ci_high"]
+    assert summary["recall_at_k"]["mean"] == 1.0  # every planted document is found
+    assert summary["majority_baseline"] == pytest.approx(3 / 6)
+    assert summary["response_seconds"]["p50"] > 0 and summary["tokens_per_second"] > 0
+
+
+def _run(script, *args, cwd):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / script), *args], capture_output=True, text=True, cwd=cwd
+    )
+    return proc
+
+
+def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_adapter_dir, topic_index):
+    sets = {
+        "plain": str(_question_file(tmp_path / "plain.jsonl", with_references=False)),
+        "refs": str(_question_file(tmp_path / "refs.jsonl")),
+    }
+    params = {
+        "generation": {"max_new_tokens": 6, "max_context_tokens": 128, "batch_size": 4},
+        "model": {"dtype": "fp32", "device": "cpu"},
+        "retrieval": {"top_k": 3},
+        "evaluate": {
+            "models": {"baseline": str(tiny_model_dir), "tuned": str(tiny_adapter_dir)},
+            "sets": sets,
+            "bootstrap_samples": 200,
+        },
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    common = ["--base", str(tiny_model_dir), "--index", str(topic_index)]
+    for name, weights in params["evaluate"]["models"].items():
+        proc = _run("evaluate.py", "--model", name, "--weights", weights, *common, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "metrics/eval/baseline/refs.json").read_text())
+    assert (
+        summary["n"] == 6
+        and "token_f1" in summary
+        and "token_f1" not in json.loads((tmp_path / "metrics/eval/baseline/plain.json").read_text())
+    )
+    assert len((tmp_path / "data/eval/tuned/refs.jsonl").read_text().splitlines()) == 6
+
+    proc = _run("report.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "reports/results.md").read_text()
+    assert "## refs" in report and "| baseline | 6 |" in report and "| tuned | 6 |" in report
+    assert "| tuned | refs | Token F1 |" in report and "Wilcoxon" in report
+    comparisons = json.loads((tmp_path / "plots/eval/comparisons.json").read_text())
+    assert {row["metric"] for row in comparisons} >= {"context_relevance", "answer_quality", "response_seconds"}
+    same_retrieval = next(r for r in comparisons if r["metric"] == "context_relevance" and r["set"] == "refs")
+    assert same_retrieval["diff"] == 0 and same_retrieval["p_value"] == 1.0  # identical retrieval for both models
+    assert (tmp_path / "plots/eval/metrics.png").stat().st_size > 10_000
+    assert (tmp_path / "plots/eval/summary.csv").read_text().startswith("model,set,metric,mean,ci_low,ci_high")
+
+
+def test_evaluate_stage_fails_cleanly_without_an_index(tmp_path, tiny_model_dir):
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"evaluate": {"sets": {"s": str(_question_file(tmp_path / "s.jsonl"))}}})
+    )
+    proc = _run(
+        "evaluate.py",
+        "--model",
+        "baseline",
+        "--weights",
+        str(tiny_model_dir),
+        "--base",
+        str(tiny_model_dir),
+        "--index",
+        str(tmp_path / "no-index"),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1 and "no index at" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "metrics").exists() and not (tmp_path / "data").exists()
