@@ -21,14 +21,22 @@ from simrag.prompting import render
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def _latency(model, inputs, new_tokens: int, repeats: int) -> float:
-    times = []
-    for _ in range(repeats + 1):
-        started = time.perf_counter()
-        with torch.inference_mode():
-            model.generate(**inputs, min_new_tokens=new_tokens, max_new_tokens=new_tokens, do_sample=False)
-        times.append(time.perf_counter() - started)
-    return sorted(times[1:])[len(times[1:]) // 2]  # median, warm-up dropped
+def _seconds(model, inputs, new_tokens: int) -> float:
+    started = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(**inputs, min_new_tokens=new_tokens, max_new_tokens=new_tokens, do_sample=False)
+    return time.perf_counter() - started
+
+
+def _medians(models: dict, inputs, new_tokens: int, repeats: int) -> dict[str, float]:
+    """Median latency of each model, measured in turns so that drifts of the machine hit all alike."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for round_ in range(repeats + 1):
+        for name, model in models.items():
+            seconds = _seconds(model, inputs, new_tokens)
+            if round_:  # the first round warms up
+                times[name].append(seconds)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 @click.command()
@@ -42,7 +50,12 @@ def main(base: Path, new_tokens: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as adapter:
         torch.manual_seed(0)
         config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, init_lora_weights=False, target_modules=PROJECTIONS)
-        get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(adapter)
+        peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), config)
+        with torch.no_grad():  # B at the scale training reaches (random LoRA init is far larger)
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.002)
+        peft_model.save_pretrained(adapter)
         plain = load_generator(base, device="cpu")
         merged = load_generator(base, Path(adapter), device="cpu")
         dtype = next(plain.model.parameters()).dtype
@@ -52,9 +65,10 @@ def main(base: Path, new_tokens: int, repeats: int) -> None:
         kwargs = {"pad_token_id": plain.tokenizer.pad_token_id}
         for model in (plain.model, merged.model, unmerged):
             model.generation_config.update(**kwargs)
-        t_base = _latency(plain.model, inputs, new_tokens, repeats)
-        t_merged = _latency(merged.model, inputs, new_tokens, repeats)
-        t_unmerged = _latency(unmerged, inputs, new_tokens, repeats)
+        medians = _medians(
+            {"base": plain.model, "merged": merged.model, "unmerged": unmerged}, inputs, new_tokens, repeats
+        )
+        t_base, t_merged, t_unmerged = medians["base"], medians["merged"], medians["unmerged"]
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; {base} in {dtype}")
     print(f"batch 4, {new_tokens} new tokens, median of {repeats}")
     print(f"  base     {t_base:.3f} s")

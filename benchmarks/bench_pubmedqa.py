@@ -32,7 +32,8 @@ from simrag.retrieval import Retriever
 @click.option("--corpus", type=click.Path(path_type=Path), default="data/raw/corpus/pubmedqa")
 @click.option("--questions", type=click.Path(path_type=Path), default="data/raw/eval/pubmedqa_dev.jsonl")
 @click.option("--n", type=int, default=500)
-def main(base: Path, corpus: Path, questions: Path, n: int) -> None:
+@click.option("--context-tokens", type=int, default=None, help="Context budget [generation.max_context_tokens].")
+def main(base: Path, corpus: Path, questions: Path, n: int, context_tokens: int | None) -> None:
     params = load_params()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -46,7 +47,7 @@ def main(base: Path, corpus: Path, questions: Path, n: int) -> None:
         started = time.perf_counter()
         texts = [q["question"] for q in items]
         instruction = LABEL_INSTRUCTION.format(labels=", ".join(LABELS))
-        budget = params.generation.max_context_tokens
+        budget = context_tokens if context_tokens is not None else params.generation.max_context_tokens
         prompts = [
             render(generator.tokenizer, rag_messages(q, fit_context(h, generator.tokenizer, budget), instruction))
             for q, h in zip(texts, retriever.search_many(texts), strict=True)

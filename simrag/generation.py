@@ -82,22 +82,28 @@ def label_logprobs(generator: Generator, prompts: list[str], labels: list[str], 
     label_ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
     scores = np.zeros((len(prompts), len(labels)), dtype=np.float64)
     single = all(len(ids) == 1 for ids in label_ids)
+    # Longest first, so that each batch pads little; scores go back to the prompts' own order.
+    order = sorted(
+        range(len(prompts)), key=lambda i: -len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
+    )
+    ordered = [prompts[i] for i in order]
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
-            batch = prompts[start : start + batch_size]
+            batch = ordered[start : start + batch_size]
             if single:
                 encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                logits = model(**encoded).logits[:, -1, :].float()
+                # logits_to_keep=1: the vocabulary projection for the last position only, not all of them
+                logits = model(**encoded, logits_to_keep=1).logits[:, -1, :].float()
                 logp = torch.log_softmax(logits, dim=-1)
-                scores[start : start + len(batch)] = logp[:, [ids[0] for ids in label_ids]].cpu().numpy()
+                scores[order[start : start + len(batch)]] = logp[:, [ids[0] for ids in label_ids]].cpu().numpy()
                 continue
             for j, ids in enumerate(label_ids):
                 texts = [p + tokenizer.decode(ids) for p in batch]
                 encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                logp = torch.log_softmax(model(**encoded).logits.float(), dim=-1)
                 n = len(ids)
-                # left padding: the label is the last n tokens of every row
+                # left padding: the label is the last n tokens of every row, predicted by the n positions before
+                logits = model(**encoded, logits_to_keep=n + 1).logits[:, :-1, :].float()
                 targets = encoded["input_ids"][:, -n:]
-                picked = logp[:, -n - 1 : -1, :].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-                scores[start : start + len(batch), j] = picked.sum(-1).cpu().numpy()
+                picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                scores[order[start : start + len(batch)], j] = picked.sum(-1).cpu().numpy()
     return scores
