@@ -28,22 +28,27 @@ def main(
     model_name: str, weights: Path, params_path: Path, base: Path, index_dir: Path, out: Path, metrics_dir: Path
 ) -> str:
     params = load_params(params_path)
-    ev, gen, retrieval = params.evaluate, params.generation, params.retrieval
-    sets = {name: load_questions(Path(path), ev.max_questions) for name, path in ev.sets.items()}
+    sets = {
+        name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
+    }
     retriever = Retriever(
-        index_dir, params.index.collection, retrieval.top_k, retrieval.threshold, retrieval.drop_below_threshold
+        index_dir,
+        params.index.collection,
+        params.retrieval.top_k,
+        params.retrieval.threshold,
+        params.retrieval.drop_below_threshold,
     )
     adapter = None if weights.resolve() == base.resolve() else weights
     generator = load_generator(
         base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
     )
     config = EvalConfig(
-        gen.max_new_tokens,
-        gen.repetition_penalty,
-        gen.max_context_tokens,
-        gen.batch_size,
-        ev.bootstrap_samples,
-        ev.seed,
+        max_new_tokens=params.generation.max_new_tokens,
+        repetition_penalty=params.generation.repetition_penalty,
+        max_context_tokens=params.generation.max_context_tokens,
+        batch_size=params.generation.batch_size,
+        bootstrap_samples=params.evaluate.bootstrap_samples,
+        seed=params.evaluate.seed,
     )
     results = {}
     for set_name, (questions, skipped) in sets.items():

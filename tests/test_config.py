@@ -74,12 +74,16 @@ def _simrag_imports(path: Path, seen: set[str]) -> set[str]:
 @pytest.mark.parametrize("name", sorted(DVC["stages"]))
 def test_dvc_stage_declares_the_params_and_code_it_uses(name):
     stage = DVC["stages"][name]
+    stage = stage.get("do", stage)  # a foreach stage keeps its definition under `do`
     script = _stage_script(stage)
     declared = set(stage.get("params", []))
-    for block in set(re.findall(r"\bparams\.(?!yaml)(\w+)", script.read_text())):
-        fields = Params.model_fields[block].annotation.model_fields
-        assert block in declared or all(f"{block}.{f}" in declared for f in fields), f"{name}: params block {block}"
-    deps = set(stage["deps"])
+    for block, field in set(re.findall(r"\bparams\.(?!yaml)(\w+)(?:\.(\w+))?", script.read_text())):
+        if field:  # params.block.field: that key, or its whole block
+            assert block in declared or f"{block}.{field}" in declared, f"{name}: param {block}.{field}"
+        else:  # the whole block is handed on: every key of it
+            fields = Params.model_fields[block].annotation.model_fields
+            assert block in declared or all(f"{block}.{f}" in declared for f in fields), f"{name}: params block {block}"
+    deps = {dep for dep in stage["deps"] if "${" not in dep}
     assert script.relative_to(ROOT).as_posix() in deps
     missing = _simrag_imports(script, set()) - NEUTRAL_MODULES - deps
     assert not missing, f"{name}: dvc.yaml deps lack {sorted(missing)}"

@@ -39,7 +39,7 @@ def project(tmp_path_factory) -> Path:
     shutil.copytree(SMALL, workdir / "data" / "raw" / "corpus" / "devops-small")
     _dvc(workdir, "init", "--no-scm", "-q")
     _dvc(workdir, "config", "core.analytics", "false")
-    _dvc(workdir, "repro")
+    _dvc(workdir, "repro", "index")
     return workdir
 
 
@@ -54,7 +54,7 @@ def test_repro_builds_chunks_index_and_metrics(project):
 
 
 def test_second_repro_does_nothing(project):
-    out = _dvc(project, "repro").stdout
+    out = _dvc(project, "repro", "index").stdout
     assert "didn't change, skipping" in out and "Running stage" not in out
 
 
