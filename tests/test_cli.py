@@ -51,3 +51,26 @@ def test_search_without_an_index_says_how_to_build_it(tmp_path):
     result = CliRunner().invoke(main, ["search", "anything", "--index", str(tmp_path / "index")])
     assert result.exit_code == 1
     assert "no index at" in result.output and "dvc repro index" in result.output
+
+
+def test_ask_answers_with_the_retrieved_chunks(tmp_path, tiny_model_dir, topic_index):
+    import yaml
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu", "dtype": "fp32"},
+                "generation": {"max_new_tokens": 5, "max_context_tokens": 64},
+                "retrieval": {"top_k": 2},
+                "evaluate": {"models": {"baseline": str(tiny_model_dir)}},
+            }
+        )
+    )
+    args = ["ask", "What is a Kubernetes Pod?", "--index", str(topic_index), "--base", str(tiny_model_dir)]
+    result = CliRunner().invoke(main, [*args, "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "(baseline, " in result.output and "tokens; context from:)" in result.output
+    assert "[1] " in result.output and "k8s-pods.md#0" in result.output and "[3]" not in result.output
+    unknown = CliRunner().invoke(main, [*args, "--params", str(params), "--model", "stage9"])
+    assert unknown.exit_code == 1 and "unknown model 'stage9'" in unknown.output
