@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simrag.embedding import choose_device, cpu_supports_bf16
+from simrag.embedding import choose_device, choose_dtype
 from simrag.errors import ModelNotFoundError
 from simrag.jsonio import atomic_dir
 
@@ -139,15 +139,12 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
 
 
 def choose_model_dtype(dtype: str, device: str) -> torch.dtype:
+    """As for the embedder, except that a GPU without bf16 gets fp16."""
     import torch
 
-    if dtype == "auto":
-        if device == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
-    if dtype == "fp16" and device != "cuda":
-        raise ModelNotFoundError("dtype fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    if dtype == "auto" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return choose_dtype(dtype, device)
 
 
 def quantization_config(compute_dtype: torch.dtype) -> Any:

@@ -82,7 +82,9 @@ def _norm_key(text: str) -> bytes:
     return hashlib.sha1(" ".join(text.split()).encode("utf-8")).digest()
 
 
-def _map(tasks: list[tuple[Path, Path]], params: PrepareParams, embedder: EmbedderParams) -> Iterator[Any]:
+def _map(
+    tasks: list[tuple[Path, Path]], params: PrepareParams, embedder: EmbedderParams, tokenizer: Any
+) -> Iterator[Any]:
     init = (
         embedder.model,
         params.chunk_tokens,
@@ -92,7 +94,7 @@ def _map(tasks: list[tuple[Path, Path]], params: PrepareParams, embedder: Embedd
     )
     if params.workers == 1:
         global _chunker
-        _chunker = Chunker(load_tokenizer(embedder.model), *init[1:4])
+        _chunker = Chunker(tokenizer, *init[1:4])
         yield from map(_read_and_chunk, tasks)
         return
     with multiprocessing.get_context("spawn").Pool(params.workers, _init_worker, init) as pool:
@@ -112,7 +114,7 @@ def prepare_corpus(params: PrepareParams, embedder: EmbedderParams) -> PrepareRe
             SPECIAL_TOKENS,
             limit,
         )
-    load_tokenizer(embedder.model)  # fail here, once, if the embedder is missing
+    tokenizer = load_tokenizer(embedder.model)  # fails here, once, if the embedder is missing
     corpus_dir = Path(params.corpus_dir)
     tasks = [(corpus_dir, path) for path in list_files(corpus_dir)]
     skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
@@ -122,7 +124,7 @@ def prepare_corpus(params: PrepareParams, embedder: EmbedderParams) -> PrepareRe
     chunks: list[ChunkRecord] = []
     documents = duplicate_chunks = 0
     for doc_chunks, file_skipped, file_repaired in tqdm(
-        _map(tasks, params, embedder), total=len(tasks), desc="prepare", unit="file"
+        _map(tasks, params, embedder, tokenizer), total=len(tasks), desc="prepare", unit="file"
     ):
         skipped.update(file_skipped)
         repaired.update(file_repaired)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from simrag.jsonio import read_json, read_jsonl
 from simrag.metrics import paired_comparison
 
@@ -129,8 +131,6 @@ def markdown(results: dict[str, dict[str, Any]], comparisons: list[dict[str, Any
             )
         lines.append("")
     lines += ["## Parameters of this run", "", "```yaml"]
-    import yaml
-
     lines += [yaml.safe_dump(params, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
 

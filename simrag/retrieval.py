@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ class RetrievalStats:
     queries: int = 0
     hits: int = 0
     hits_above_threshold: int = 0
-    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +71,6 @@ class Retriever:
         if not queries:
             return []
         k = k or self.top_k
-        started = time.perf_counter()
         vectors = embed(self._model, queries, batch_size=64)
         found = self._collection.query(
             query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
@@ -100,5 +97,4 @@ class Retriever:
                     hits.append(hit)
             results.append(hits)
         self.stats.queries += len(queries)
-        self.stats.seconds += time.perf_counter() - started
         return results
