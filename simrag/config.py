@@ -77,6 +77,69 @@ class GenerationParams(Block):
     batch_size: int = Field(8, ge=1, le=256)
 
 
+class LoraParams(Block):
+    r: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    # "all-linear": every attention and MLP projection (not the output head); or a list of module names
+    target_modules: Literal["all-linear"] | list[str] = "all-linear"
+
+
+class TrainParams(Block):
+    """Shared by Stage 1 and every Stage 2 round."""
+
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0)
+    batch_size: int = Field(8, ge=1, le=1024)
+    grad_accum: int = Field(2, ge=1, le=1024)
+    max_len: int = Field(512, ge=16, le=131072)
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    max_steps: int = Field(0, ge=0)  # 0: as many as the epochs take
+    logging_steps: int = Field(1, ge=1)
+    eval_steps: int = Field(20, ge=1)
+    save_steps: int = Field(10, ge=1)
+    gradient_checkpointing: Literal["auto", "true", "false"] = "auto"
+    resume: bool = True
+    seed: int = 0
+
+
+class Stage1Params(Block):
+    data: list[str] = Field(default_factory=lambda: ["data/raw/instructions/alpaca_en_1k.json"], min_length=1)
+    max_examples: int = Field(1000, ge=0)
+    val_size: int = Field(50, ge=0)
+    epochs: float = Field(1.0, gt=0.0, le=100.0)
+
+
+class Stage2Params(Block):
+    """One SimRAG self-improvement round; `rounds.<name>` may override any key for its round."""
+
+    recipe: Literal["simrag", "paper"] = "simrag"
+    max_chunks: int = Field(200, ge=1)
+    min_chunk_tokens: int = Field(100, ge=1)
+    source_weights: dict[str, float] = Field(default_factory=dict)  # empty: sources as often as in the corpus
+    answers_per_chunk: int = Field(2, ge=1, le=10)
+    questions_per_chunk: int = Field(2, ge=1, le=10)
+    max_new_tokens: int = Field(48, ge=4, le=1024)
+    min_context_score: float = Field(0.6, ge=-1.0, le=1.0)
+    min_answer_f1: float = Field(0.6, gt=0.0, le=1.0)
+    max_copy_share: float = Field(0.7, gt=0.0, le=1.0)
+    max_duplicate_similarity: float = Field(0.8, gt=0.0, le=1.0)
+    min_pairs: int = Field(16, ge=1)
+    replay_share: float = Field(0.5, ge=0.0, le=10.0)
+    max_context_tokens: int = Field(384, ge=0, le=32768)
+    val_size: int = Field(16, ge=0)
+    epochs: float = Field(1.0, gt=0.0, le=100.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _weights_positive(self) -> Stage2Params:
+        for source, weight in self.source_weights.items():
+            if weight < 0:
+                raise ValueError(f"source_weights.{source} must not be negative (got {weight})")
+        return self
+
+
 class EvaluateParams(Block):
     models: dict[str, str] = Field(default_factory=lambda: {"baseline": "data/models/base"}, min_length=1)
     sets: dict[str, str] = Field(
@@ -107,7 +170,40 @@ class Params(Block):
     retrieval: RetrievalParams = RetrievalParams()
     model: ModelParams = ModelParams()
     generation: GenerationParams = GenerationParams()
+    lora: LoraParams = LoraParams()
+    train: TrainParams = TrainParams()
+    stage1: Stage1Params = Stage1Params()
+    stage2: Stage2Params = Stage2Params()
+    # round name -> {from: the model it starts from (stage1 or stage2_<an earlier round>), any stage2 key to override}
+    rounds: dict[str, dict[str, Any]] = Field(default_factory=dict)
     evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _rounds_chain(self) -> Params:
+        earlier: list[str] = []
+        for name, spec in self.rounds.items():
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"rounds.{name}: a round name may hold only letters, digits and '_'")
+            if not isinstance(spec, dict) or not isinstance(spec.get("from"), str):
+                raise ValueError(f"rounds.{name}: needs `from`, the model the round starts from (e.g. stage1)")
+            allowed = ["stage1", *(f"stage2_{r}" for r in earlier)]
+            if spec["from"] not in allowed:
+                raise ValueError(f"rounds.{name}.from: must be one of {allowed} (got {spec['from']!r})")
+            self.round_settings(name)  # overrides are valid stage2 keys and values
+            earlier.append(name)
+        return self
+
+    def round_settings(self, name: str) -> tuple[str, Stage2Params]:
+        """(the model round `name` starts from, its stage2 settings with the round's overrides)."""
+        if name not in self.rounds:
+            raise ConfigError(f"no round {name!r} in params.rounds (rounds: {', '.join(self.rounds) or 'none'})")
+        overrides = {k: v for k, v in self.rounds[name].items() if k != "from"}
+        try:
+            settings = Stage2Params.model_validate({**self.stage2.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
+            raise ValueError(f"rounds.{name}: {problems}") from None
+        return str(self.rounds[name]["from"]), settings
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -16,16 +16,21 @@ LABEL_INSTRUCTION = "Answer with one word: {labels}."
 
 def fit_context(hits: Sequence[Hit], tokenizer: Any, max_tokens: int) -> list[str]:
     """Passage texts in rank order, within `max_tokens` generator tokens (the last one cut to fit)."""
+    return fit_passages([hit.text for hit in hits], tokenizer, max_tokens)
+
+
+def fit_passages(texts: Sequence[str], tokenizer: Any, max_tokens: int) -> list[str]:
+    """The texts in order, within `max_tokens` generator tokens (the last one cut to fit)."""
     passages: list[str] = []
     budget = max_tokens
-    for hit in hits:
-        ids = tokenizer(hit.text, add_special_tokens=False)["input_ids"]
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if budget <= 0:
             break
         if len(ids) > budget:
             passages.append(tokenizer.decode(ids[:budget]).rstrip() + " …")
             break
-        passages.append(hit.text)
+        passages.append(text)
         budget -= len(ids)
     return passages
 

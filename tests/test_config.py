@@ -23,6 +23,9 @@ def test_defaults_match_params_yaml():
     """params.yaml spells out every knob, so `dvc params diff` shows every change."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for block, model in Params.model_fields.items():
+        if block == "rounds":  # a mapping of round names, checked by test_rounds_must_chain_in_order
+            assert raw[block]
+            continue
         assert set(raw[block]) == set(model.annotation.model_fields), block
 
 
@@ -78,7 +81,9 @@ def test_dvc_stage_declares_the_params_and_code_it_uses(name):
     script = _stage_script(stage)
     declared = set(stage.get("params", []))
     for block, field in set(re.findall(r"\bparams\.(?!yaml)(\w+)(?:\.(\w+))?", script.read_text())):
-        if field:  # params.block.field: that key, or its whole block
+        if block == "round_settings":  # a round's stage2 settings: the stage2 block and the round's entry
+            assert "stage2" in declared and "rounds.${key}" in declared, f"{name}: params stage2, rounds.<round>"
+        elif field:  # params.block.field: that key, or its whole block
             assert block in declared or f"{block}.{field}" in declared, f"{name}: param {block}.{field}"
         else:  # the whole block is handed on: every key of it
             fields = Params.model_fields[block].annotation.model_fields

@@ -1,0 +1,386 @@
+"""Stage 2's data: the current model writes QA pairs from corpus chunks, and retrieval decides which to keep.
+
+Two recipes (`stage2.recipe`):
+
+- `simrag` (SimRAG's own): the model lists short answers found in a chunk, then writes a question for
+  each answer given the chunk;
+- `paper` (the reproduction paper's): the model writes questions about a chunk, then answers each one
+  with retrieval-augmented generation, as at evaluation time.
+
+Every candidate gets a verdict: the first check it fails, or `kept`. In order: `empty`, `truncated`,
+`repetitive`, `copies_chunk` (the question is mostly a verbatim run of the chunk), `answer_not_in_chunk`,
+`duplicate` (a near-copy of a question already kept), `not_retrieved` (no retrieved chunk holds the
+answer), `low_context_score` (the chunk that holds it scores under `min_context_score`). The last two
+are the round trip: a pair is kept only if retrieval with its question finds its answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simrag.config import Stage2Params
+from simrag.errors import DataError
+from simrag.generation import generate
+from simrag.instructions import Conversation
+from simrag.metrics import words
+from simrag.models import Generator
+from simrag.prompting import fit_context, fit_passages, rag_messages, render
+from simrag.qa_filter import answer_match, copy_share, is_near_duplicate, is_repetitive
+from simrag.retrieval import Hit, Retriever
+
+log = logging.getLogger(__name__)
+
+REASONS = (
+    "empty",
+    "truncated",
+    "repetitive",
+    "copies_chunk",
+    "answer_not_in_chunk",
+    "duplicate",
+    "not_retrieved",
+    "low_context_score",
+)
+WRITER_SYSTEM = "You write questions and answers for a study guide about technical documents."
+ANSWERS_PROMPT = (
+    "Passage:\n{chunk}\n\nList {n} key terms, names, commands or short facts from this passage, each copied "
+    "exactly from it. One per line."
+)
+QUESTION_PROMPT = 'Passage:\n{chunk}\n\nWrite a question about this passage whose answer is "{answer}".'
+# The start of the assistant's reply, written for it: small models then answer in the asked-for form.
+LIST_START = "1."
+QUESTION_START = "Question:"
+QUESTIONS_PROMPT = (
+    "Passage:\n{chunk}\n\nWrite {n} different questions that this passage answers. One per line, nothing else."
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)]|[a-z][.)]|(?:answer|question|q|a)\s*\d*\s*[:.])\s*", re.IGNORECASE)
+
+
+# --- parsing the model's outputs ------------------------------------------------------------------
+
+
+def parse_lines(text: str, limit: int, drop_last: bool = False) -> list[str]:
+    """Items of a one-per-line list: bullets, numbers and quotes stripped, empty and repeated ones dropped.
+    `drop_last`: the output was cut off, so its last line may be incomplete."""
+    lines = text.splitlines()
+    if drop_last and lines:
+        lines = lines[:-1]
+    items: list[str] = []
+    for line in lines:
+        item = _BULLET.sub("", line).strip().strip("\"'`").strip()
+        if item and item.lower() not in {i.lower() for i in items}:
+            items.append(item)
+    return items[:limit]
+
+
+def parse_question(text: str) -> str:
+    """The first question in a model's reply: the first line, a 'Question:' label removed, cut after its
+    first '?'. Empty when it is not a question of at least two words."""
+    for line in text.splitlines():
+        line = _BULLET.sub("", line).strip().strip("\"'`").strip()
+        if not line:
+            continue
+        question = line[: line.index("?") + 1].strip() if "?" in line else ""
+        return question if len(words(question)) >= 2 else ""
+    return ""
+
+
+# --- sampling chunks ------------------------------------------------------------------------------
+
+
+def sample_chunks(chunks: Sequence[dict[str, Any]], settings: Stage2Params, seed: str) -> list[dict[str, Any]]:
+    """Up to `max_chunks` chunks of at least `min_chunk_tokens`, drawn per source by `source_weights`
+    (empty: sources in proportion to the corpus), reproducibly from `seed`."""
+    usable = [c for c in chunks if int(c.get("n_tokens", 0)) >= settings.min_chunk_tokens]
+    if not usable:
+        raise DataError(
+            f"no chunk of at least {settings.min_chunk_tokens} tokens in the corpus: lower stage2.min_chunk_tokens"
+        )
+    rng = random.Random(seed)
+    if not settings.source_weights:
+        return rng.sample(usable, min(settings.max_chunks, len(usable)))
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for chunk in usable:
+        by_source.setdefault(str(chunk.get("source", "")), []).append(chunk)
+    unknown = sorted(set(settings.source_weights) - set(by_source))
+    if unknown:
+        raise DataError(
+            f"stage2.source_weights names sources not in the corpus: {', '.join(unknown)} "
+            f"(sources: {', '.join(sorted(by_source))})"
+        )
+    total = sum(settings.source_weights.values())
+    if total <= 0:
+        raise DataError("stage2.source_weights: at least one weight must be positive")
+    picked: list[dict[str, Any]] = []
+    for source, weight in sorted(settings.source_weights.items()):
+        want = round(settings.max_chunks * weight / total)
+        pool = by_source[source]
+        picked.extend(rng.sample(pool, min(want, len(pool))))
+    rng.shuffle(picked)
+    return picked
+
+
+# --- candidates -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    chunk: dict[str, Any]
+    question: str = ""
+    answer: str = ""
+    truncated: bool = False
+    verdict: str = ""
+    checks: dict[str, float] = field(default_factory=dict)
+    retrieved: list[Hit] = field(default_factory=list)
+
+
+@dataclass
+class Writer:
+    """The model that writes the pairs, and how it generates."""
+
+    generator: Generator
+    max_new_tokens: int = 48
+    answer_tokens: int = 128  # the paper recipe's RAG answers
+    repetition_penalty: float = 1.1
+    batch_size: int = 8
+    max_context_tokens: int = 1024
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def ask(self, user_prompts: list[str], max_new_tokens: int, start: str = "") -> list[tuple[str, bool]]:
+        """(reply, cut off at max_new_tokens) for each prompt; the reply begins with `start`, written for
+        the model."""
+        tokenizer = self.generator.tokenizer
+        prompts = [
+            render(tokenizer, [{"role": "system", "content": WRITER_SYSTEM}, {"role": "user", "content": p}]) + start
+            for p in user_prompts
+        ]
+        return [(start + reply, cut) for reply, cut in self.run(prompts, max_new_tokens)]
+
+    def run(self, prompts: list[str], max_new_tokens: int) -> list[tuple[str, bool]]:
+        started = time.perf_counter()
+        outputs = generate(
+            self.generator,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            repetition_penalty=self.repetition_penalty,
+            batch_size=self.batch_size,
+            progress=True,
+        )
+        self.seconds += time.perf_counter() - started
+        self.tokens += sum(o.n_tokens for o in outputs)
+        return [(o.text, o.n_tokens >= max_new_tokens) for o in outputs]
+
+
+def simrag_candidates(
+    writer: Writer, chunks: list[dict[str, Any]], n_answers: int, min_answer_f1: float
+) -> list[Candidate]:
+    """SimRAG's recipe: answers found in each chunk first, then a question for each answer.
+
+    The model lists a few more answers than wanted; the first `n_answers` found in the chunk are asked
+    about, the ones not found are kept as rejected candidates (`answer_not_in_chunk`) without a question.
+    """
+    replies = writer.ask(
+        [ANSWERS_PROMPT.format(chunk=c["text"], n=n_answers + 1) for c in chunks], writer.max_new_tokens, LIST_START
+    )
+    candidates: list[Candidate] = []
+    for chunk, (reply, cut) in zip(chunks, replies, strict=True):
+        answers = parse_lines(reply, n_answers + 1, drop_last=cut)
+        if not answers:
+            candidates.append(Candidate(chunk, truncated=cut))
+        asked = 0
+        for answer in answers:
+            if answer_match(answer, chunk["text"]) < min_answer_f1:  # no question asked; the verdict says why
+                candidates.append(Candidate(chunk, answer=answer, verdict="answer_not_in_chunk"))
+            elif asked < n_answers:
+                candidates.append(Candidate(chunk, answer=answer))
+                asked += 1
+    asking = [c for c in candidates if c.answer and not c.verdict]
+    questions = writer.ask(
+        [QUESTION_PROMPT.format(chunk=c.chunk["text"], answer=c.answer) for c in asking],
+        writer.max_new_tokens,
+        QUESTION_START,
+    )
+    for candidate, (reply, cut) in zip(asking, questions, strict=True):
+        candidate.question = parse_question(reply)
+        candidate.truncated = cut and not candidate.question
+    return candidates
+
+
+def paper_candidates(
+    writer: Writer, retriever: Retriever, chunks: list[dict[str, Any]], n_questions: int
+) -> list[Candidate]:
+    """The reproduction paper's recipe: questions about each chunk, each answered with RAG."""
+    replies = writer.ask(
+        [QUESTIONS_PROMPT.format(chunk=c["text"], n=n_questions) for c in chunks], writer.max_new_tokens, LIST_START
+    )
+    candidates: list[Candidate] = []
+    for chunk, (reply, cut) in zip(chunks, replies, strict=True):
+        questions = [q for q in parse_lines(reply, n_questions, drop_last=cut) if q.endswith("?")]
+        if not questions:
+            candidates.append(Candidate(chunk, truncated=cut))
+        candidates.extend(Candidate(chunk, question=q) for q in questions)
+    asking = [c for c in candidates if c.question]
+    hits = retriever.search_many([c.question for c in asking])
+    tokenizer = writer.generator.tokenizer
+    prompts = [
+        render(tokenizer, rag_messages(c.question, fit_context(h, tokenizer, writer.max_context_tokens)))
+        for c, h in zip(asking, hits, strict=True)
+    ]
+    answers = writer.run(prompts, writer.answer_tokens)
+    for candidate, found, (reply, cut) in zip(asking, hits, answers, strict=True):
+        candidate.answer, candidate.truncated, candidate.retrieved = reply, cut, found
+    return candidates
+
+
+# --- the filter -----------------------------------------------------------------------------------
+
+
+def judge(candidates: list[Candidate], retriever: Retriever, settings: Stage2Params) -> Counter:
+    """Give every candidate its verdict (see the module's docstring); returns the count per verdict."""
+    kept_questions: list[str] = []
+    need_search = [c for c in candidates if c.question and c.answer and not c.retrieved]
+    for candidate, hits in zip(need_search, retriever.search_many([c.question for c in need_search]), strict=True):
+        candidate.retrieved = hits
+    for c in candidates:
+        if c.answer and c.verdict == "answer_not_in_chunk":
+            c.checks["answer_in_chunk"] = round(answer_match(c.answer, c.chunk["text"]), 4)
+        if c.question and c.answer:
+            c.checks["copy_share"] = round(copy_share(c.question, c.chunk["text"]), 4)
+            c.checks["answer_in_chunk"] = round(answer_match(c.answer, c.chunk["text"]), 4)
+            matches = [(answer_match(c.answer, h.text), h) for h in c.retrieved]
+            holding = [h for m, h in matches if m >= settings.min_answer_f1]
+            c.checks["answer_retrieved"] = float(bool(holding))
+            c.checks["top_score"] = round(max((h.score for h in c.retrieved), default=0.0), 4)
+            c.checks["context_score"] = round(max((h.score for h in holding), default=0.0), 4)
+            c.checks["source_rank"] = next((i for i, h in enumerate(c.retrieved, 1) if h.chunk_id == c.chunk["id"]), 0)
+        c.verdict = c.verdict or _verdict(c, settings, kept_questions)
+        if c.verdict == "kept":
+            kept_questions.append(c.question)
+    return Counter(c.verdict for c in candidates)
+
+
+def _verdict(c: Candidate, settings: Stage2Params, kept_questions: list[str]) -> str:
+    if not c.question or not c.answer:
+        return "truncated" if c.truncated else "empty"
+    if c.truncated:
+        return "truncated"
+    if is_repetitive(c.question) or is_repetitive(c.answer):
+        return "repetitive"
+    if c.checks["copy_share"] > settings.max_copy_share:
+        return "copies_chunk"
+    if c.checks["answer_in_chunk"] < settings.min_answer_f1:
+        return "answer_not_in_chunk"
+    if is_near_duplicate(c.question, kept_questions, settings.max_duplicate_similarity):
+        return "duplicate"
+    if not c.checks["answer_retrieved"]:
+        return "not_retrieved"
+    if c.checks["context_score"] < settings.min_context_score:
+        return "low_context_score"
+    return "kept"
+
+
+# --- records and figures --------------------------------------------------------------------------
+
+
+def to_record(c: Candidate, round_name: str) -> dict[str, Any]:
+    return {
+        "round": round_name,
+        "question": c.question,
+        "answer": c.answer,
+        "chunk_id": c.chunk["id"],
+        "source": c.chunk.get("source", ""),
+        "verdict": c.verdict,
+        "checks": c.checks,
+        "retrieved": [{"id": h.chunk_id, "score": round(h.score, 4)} for h in c.retrieved],
+        "context": [h.text for h in c.retrieved] if c.verdict == "kept" else [],
+    }
+
+
+def figures(candidates: list[Candidate], verdicts: Counter, writer: Writer, chunks: list[dict[str, Any]]) -> dict:
+    """What `metrics/generate_qa/<round>.json` holds: counts per verdict, scores, the score
+    distribution (what each threshold would keep), speed."""
+    kept = [c for c in candidates if c.verdict == "kept"]
+    scored = [c.checks["context_score"] for c in candidates if c.checks.get("answer_retrieved")]
+    quantiles = {f"p{q}": round(float(np.percentile(scored, q)), 4) for q in (10, 25, 50, 75, 90)} if scored else {}
+    passing_before_score = len(kept) + verdicts["low_context_score"]
+    return {
+        "chunks": len(chunks),
+        "chunks_per_source": dict(sorted(Counter(str(c.get("source", "")) for c in chunks).items())),
+        "candidates": len(candidates),
+        "kept": len(kept),
+        "keep_rate": round(len(kept) / len(candidates), 4) if candidates else 0.0,
+        "rejected": {reason: verdicts[reason] for reason in REASONS},
+        "mean_context_score_kept": round(float(np.mean([c.checks["context_score"] for c in kept])), 4) if kept else 0.0,
+        "mean_top_score": round(
+            float(np.mean([c.checks["top_score"] for c in candidates if "top_score" in c.checks])), 4
+        )
+        if any("top_score" in c.checks for c in candidates)
+        else 0.0,
+        "source_retrieved_rate": round(float(np.mean([c.checks.get("source_rank", 0) > 0 for c in kept])), 4)
+        if kept
+        else 0.0,
+        "context_score_quantiles": quantiles,
+        "kept_at_threshold": {
+            f"{t:.1f}": sum(
+                1 for c in candidates if c.verdict in ("kept", "low_context_score") and c.checks["context_score"] >= t
+            )
+            for t in (0.5, 0.6, 0.7, 0.8, 0.9)
+        },
+        "passing_all_but_score": passing_before_score,
+        "generated_tokens": writer.tokens,
+        "generation_seconds": round(writer.seconds, 1),
+        "tokens_per_second": round(writer.tokens / writer.seconds, 1) if writer.seconds else 0.0,
+    }
+
+
+def samples_markdown(candidates: list[Candidate], round_name: str, n_kept: int = 12, n_rejected: int = 8) -> str:
+    """A few kept and rejected pairs, for a person to judge."""
+    rng = random.Random(round_name)
+    kept = [c for c in candidates if c.verdict == "kept"]
+    rejected = [c for c in candidates if c.verdict != "kept" and c.question]
+    lines = [f"# Synthetic QA samples, round {round_name}", ""]
+    lines.append(f"{len(kept)} of {len(candidates)} candidates kept. A random sample of each kind:")
+    for title, group, n in (("Kept", kept, n_kept), ("Rejected", rejected, n_rejected)):
+        lines += ["", f"## {title}", ""]
+        for c in rng.sample(group, min(n, len(group))):
+            score = c.checks.get("context_score", 0.0)
+            lines.append(f"- **Q:** {_one_line(c.question)}  ")
+            lines.append(f"  **A:** {_one_line(c.answer)}  ")
+            lines.append(f"  *{c.verdict}; context score {score:.3f}; chunk `{c.chunk['id']}`*")
+        if not group:
+            lines.append("(none)")
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- training data --------------------------------------------------------------------------------
+
+
+def qa_conversations(records: list[dict[str, Any]], tokenizer: Any, max_context_tokens: int) -> list[Conversation]:
+    """Kept pairs as RAG training examples: the evaluation prompt (system prompt, the passages retrieved
+    for the question, cut to `max_context_tokens`, the question) and the answer as the assistant turn."""
+    conversations = []
+    for record in records:
+        messages = rag_messages(record["question"], fit_passages(record["context"], tokenizer, max_context_tokens))
+        conversations.append(
+            Conversation(
+                user=messages[1]["content"],
+                assistant=record["answer"],
+                source=f"qa:{record.get('round', '')}",
+                system=messages[0]["content"],
+            )
+        )
+    return conversations

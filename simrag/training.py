@@ -1,0 +1,439 @@
+"""LoRA / QLoRA fine-tuning of the generator on conversations, with the Hugging Face Trainer.
+
+Shared by Stage 1 (instruction tuning) and every Stage 2 round (synthetic QA). The loss covers the
+assistant's tokens only, and the output head is applied to those positions alone: on a small model
+the 49K-word vocabulary projection of the prompt tokens is a large share of the work, and it is wasted.
+Batches are grouped by length, so little is spent on padding. On CUDA the base is loaded in 4-bit NF4
+(QLoRA); on a CPU in fp32 with bf16 autocast where the CPU has native bf16.
+
+An interrupted run resumes from its last checkpoint when run again with the same inputs and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simrag.config import LoraParams, TrainParams
+from simrag.curves import LiveCurves
+from simrag.embedding import choose_device
+from simrag.errors import ConfigError, DataError
+from simrag.instructions import Conversation
+from simrag.jsonio import atomic_dir, read_json, write_json
+from simrag.models import choose_model_dtype, load_tokenizer, quantization_config
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # label of a position that is not learned
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """Everything one run needs besides its data: the params blocks, and the run's own length."""
+
+    lora: LoraParams
+    train: TrainParams
+    epochs: float
+    device: str = "auto"
+    dtype: str = "auto"
+    load_in_4bit: str = "auto"
+    title: str = "training"
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def encode(conversation: Conversation, tokenizer: Any, max_len: int) -> tuple[dict[str, list[int]] | None, str]:
+    """Token ids of the conversation through the chat template, labels on the assistant turn only.
+
+    Returns (example, status): status "ok", "truncated" (cut to max_len, some answer left) or
+    "too_long" (nothing of the answer fits: example is None).
+    """
+    messages = conversation.messages()
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise ConfigError(
+            "the model's chat template does not render a conversation as its prompt followed by the answer; "
+            "simrag cannot tell which tokens are the assistant's"
+        )
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoded["input_ids"])
+    boundary = len(prompt)
+    offsets = encoded["offset_mapping"]
+    labels = [token if start >= boundary else IGNORE for token, (start, _) in zip(ids, offsets, strict=True)]
+    status = "ok"
+    if len(ids) > max_len:
+        ids, labels, status = ids[:max_len], labels[:max_len], "truncated"
+    if all(label == IGNORE for label in labels):
+        return None, "too_long"
+    return {"input_ids": ids, "labels": labels}, status
+
+
+def encode_all(
+    conversations: list[Conversation], tokenizer: Any, max_len: int
+) -> tuple[list[dict[str, list[int]]], Counter]:
+    examples: list[dict[str, list[int]]] = []
+    counts: Counter = Counter()
+    for conversation in conversations:
+        example, status = encode(conversation, tokenizer, max_len)
+        counts[status] += 1
+        if example is not None:
+            examples.append(example)
+    if counts["truncated"] or counts["too_long"]:
+        log.warning(
+            "max_len %d: %d examples truncated, %d dropped (no answer token fits)",
+            max_len,
+            counts["truncated"],
+            counts["too_long"],
+        )
+    return examples, counts
+
+
+@dataclass
+class PadCollator:
+    """Right-pads a batch; padded positions are masked out of attention and loss."""
+
+    pad_id: int
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[i, :n] = torch.tensor(row["input_ids"])
+            labels[i, :n] = torch.tensor(row["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+# --- model ----------------------------------------------------------------------------------------
+
+
+def _selective_head_supported(model: Any) -> bool:
+    config = model.config
+    return (
+        getattr(config, "final_logit_softcapping", None) is None
+        and getattr(config, "logit_scale", None) is None
+        and model.get_output_embeddings() is not None
+        and hasattr(model, "get_decoder")
+    )
+
+
+def assistant_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: Any = None) -> torch.Tensor:
+    """Next-token cross-entropy over the labelled positions, the output head applied to those alone.
+
+    `num_items` (the labelled tokens of the whole accumulated batch) makes the loss a token mean
+    across gradient accumulation; without it, the mean over this batch.
+    """
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    labels = inputs["labels"][:, 1:]
+    keep = labels != IGNORE
+    if _selective_head_supported(base):
+        hidden = base.get_decoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])[0]
+        logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    else:  # models that transform their logits (soft-capping, scaling): the full forward pass
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        logits = out.logits[:, :-1][keep]
+    total = F.cross_entropy(logits.float(), labels[keep], reduction="sum")
+    denominator = num_items if num_items is not None else keep.sum().clamp(min=1)
+    return total / denominator
+
+
+def load_trainable(
+    base_dir: Path, setup: TrainSetup, init_adapter: Path | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The base model with a trainable LoRA adapter (new, or `init_adapter` to continue), its tokenizer,
+    and how it runs (device, precision)."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    from simrag.fast_dropout import use_fast_lora_dropout
+
+    tokenizer = load_tokenizer(base_dir)
+    device = choose_device(setup.device)
+    compute_dtype = choose_model_dtype(setup.dtype, device)
+    quantize = device == "cuda" and setup.load_in_4bit in ("auto", "true")
+    if setup.load_in_4bit == "true" and device != "cuda":
+        log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
+    kwargs: dict[str, Any] = {}
+    if quantize:
+        kwargs.update(quantization_config=quantization_config(compute_dtype), device_map={"": 0}, dtype=compute_dtype)
+    else:
+        # fp32 master weights on a CPU (bf16 autocast does the matmuls); the compute dtype on CUDA
+        kwargs["dtype"] = compute_dtype if device == "cuda" else torch.float32
+    model: Any = AutoModelForCausalLM.from_pretrained(str(base_dir), trust_remote_code=False, **kwargs)
+    model.config.use_cache = False
+    checkpointing = setup.train.gradient_checkpointing == "true" or (
+        setup.train.gradient_checkpointing == "auto" and quantize
+    )
+    if quantize:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if init_adapter is not None:
+        if not (init_adapter / "adapter_config.json").is_file():
+            raise DataError(f"no LoRA adapter to continue from at {init_adapter}")
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        lora = setup.lora
+        config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, config)
+    if device == "cpu":  # nn.Dropout's random draws are a fifth of a CPU step; CUDA's are cheap
+        use_fast_lora_dropout(model)
+    precision = str(compute_dtype).removeprefix("torch.")
+    if quantize:
+        precision = f"4-bit NF4 + {precision}"
+    elif device == "cpu" and precision != "float32":
+        precision = f"float32 + {precision} autocast"
+    trainable, total = model.get_nb_trainable_parameters()
+    facts = {
+        "device": device,
+        "precision": precision,
+        "gradient_checkpointing": checkpointing,
+        "trainable_parameters": int(trainable),
+        "trainable_share": round(trainable / total, 5),
+        "compute_dtype": compute_dtype,
+    }
+    return model, tokenizer, facts
+
+
+# --- resume ---------------------------------------------------------------------------------------
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _folder_digest(path: Path | None) -> str:
+    if path is None:
+        return ""
+    files = sorted(f for f in Path(path).rglob("*") if f.is_file())
+    return _digest([(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+
+def resume_point(checkpoint_dir: Path, fingerprint: str, resume: bool) -> Path | None:
+    """The last checkpoint of an interrupted run with the same fingerprint, else None (stale ones removed)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = checkpoint_dir / "fingerprint.json"
+    if checkpoint_dir.is_dir():
+        same = marker.is_file() and read_json(marker).get("fingerprint") == fingerprint
+        last = get_last_checkpoint(str(checkpoint_dir)) if same else None
+        if resume and last is not None:
+            return Path(last)
+        shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True)
+    write_json(marker, {"fingerprint": fingerprint})
+    return None
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+def _peak_memory_mb(device: str) -> tuple[float, str]:
+    if device == "cuda":
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1), "cuda_max_allocated"
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "process_peak_rss"
+
+
+def _trainer_class() -> Any:
+    from transformers import Trainer
+
+    class AssistantLossTrainer(Trainer):
+        loss_is_scaled_for_ga = True  # assistant_loss divides by the accumulated batch's token count
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            with self.accelerator.autocast():
+                loss = assistant_loss(model, inputs, num_items_in_batch)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return AssistantLossTrainer
+
+
+def _training_arguments(setup: TrainSetup, facts: dict[str, Any], checkpoint_dir: Path, evaluate: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    t = setup.train
+    mixed = facts["compute_dtype"] if facts["compute_dtype"] != torch.float32 else None
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=setup.epochs,
+        max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.scheduler,
+        optim="adamw_torch",
+        bf16=mixed == torch.bfloat16,
+        fp16=mixed == torch.float16,
+        use_cpu=facts["device"] == "cpu",
+        train_sampling_strategy="group_by_length",
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=1,
+        prediction_loss_only=True,
+        label_names=["labels"],
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        seed=t.seed,
+        data_seed=t.seed,
+        dataloader_num_workers=0,
+    )
+
+
+def train_adapter(
+    base_dir: Path,
+    train_set: list[Conversation],
+    val_set: list[Conversation],
+    setup: TrainSetup,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    plots_dir: Path,
+    init_adapter: Path | None = None,
+    callbacks: tuple[Any, ...] = (),
+) -> dict[str, Any]:
+    """Train a LoRA adapter on `train_set`, save it to `out_dir`, and return the run's metrics.
+
+    `plots_dir` gets the curves (dvclive's TSV files and curves.png); `checkpoint_dir` holds the
+    checkpoints while the run lasts, and is removed when it ends.
+    """
+    from transformers import TrainerCallback, set_seed
+
+    started = time.perf_counter()
+    set_seed(setup.train.seed)
+    model, tokenizer, facts = load_trainable(Path(base_dir), setup, init_adapter)
+    train_rows, train_counts = encode_all(train_set, tokenizer, setup.train.max_len)
+    val_rows, val_counts = encode_all(val_set, tokenizer, setup.train.max_len)
+    val_rows.sort(key=lambda row: len(row["input_ids"]))  # evaluation batches of like lengths: little padding
+    if not train_rows:
+        raise DataError("no training example fits max_len: raise train.max_len")
+    fingerprint = _digest(
+        setup.lora.model_dump(),
+        setup.train.model_dump(exclude={"resume"}),
+        setup.epochs,
+        facts["device"],
+        facts["precision"],
+        _folder_digest(Path(base_dir)),
+        _folder_digest(init_adapter),
+        train_rows,
+        val_rows,
+    )
+    resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume)
+    if resume_from is not None:
+        log.info("resuming from %s", resume_from)
+    curves = LiveCurves(Path(plots_dir))
+
+    class Curves(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            for entry in state.log_history:  # what a resumed run had logged before its checkpoint
+                curves.log(entry)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            curves.log({**(logs or {}), "step": state.global_step})
+
+    trainer = _trainer_class()(
+        model=model,
+        args=_training_arguments(setup, facts, Path(checkpoint_dir), evaluate=bool(val_rows)),
+        train_dataset=train_rows,
+        eval_dataset=val_rows or None,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        callbacks=[Curves(), *callbacks],
+    )
+    trainer.args.eval_on_start = bool(val_rows) and resume_from is None
+    log.info(
+        "training %s: %d examples (%d validation), %s, %s, %d trainable parameters (%.2f%%)",
+        setup.title,
+        len(train_rows),
+        len(val_rows),
+        facts["device"],
+        facts["precision"],
+        facts["trainable_parameters"],
+        100 * facts["trainable_share"],
+    )
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    state = trainer.state
+    evaluated = [e for e in state.log_history if "eval_loss" in e]
+    if val_rows and (not evaluated or evaluated[-1]["step"] != state.global_step):
+        trainer.evaluate()
+    history = state.log_history
+    curves.close(history, setup.title)
+
+    with atomic_dir(Path(out_dir)) as tmp:
+        trainer.model.save_pretrained(tmp)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    losses = [e["loss"] for e in history if "loss" in e]
+    val_losses = [e["eval_loss"] for e in history if "eval_loss" in e]
+    session_tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen
+    runtime = output.metrics.get("train_runtime", 0.0)
+    peak, memory_kind = _peak_memory_mb(facts["device"])
+    counts = train_counts + val_counts
+    return {
+        "examples": {
+            "train": len(train_rows),
+            "validation": len(val_rows),
+            "truncated": counts["truncated"],
+            "dropped_too_long": counts["too_long"],
+        },
+        "steps": state.global_step,
+        "epochs": round(state.epoch or 0.0, 3),
+        "tokens": int(state.num_input_tokens_seen),
+        "tokens_per_second": round(session_tokens / runtime, 1) if runtime else 0.0,
+        "train_loss_first": round(losses[0], 4) if losses else None,
+        "train_loss_final": round(losses[-1], 4) if losses else None,
+        "train_loss_mean": round(output.training_loss, 4),
+        "val_loss_initial": round(val_losses[0], 4) if val_losses else None,
+        "val_loss_final": round(val_losses[-1], 4) if val_losses else None,
+        "val_loss_best": round(min(val_losses), 4) if val_losses else None,
+        "resumed_from_step": int(resume_from.name.rsplit("-", 1)[-1]) if resume_from else 0,
+        "train_seconds": round(runtime, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_memory_mb": peak,
+        "memory_kind": memory_kind,
+        "device": facts["device"],
+        "precision": facts["precision"],
+        "gradient_checkpointing": facts["gradient_checkpointing"],
+        "trainable_parameters": facts["trainable_parameters"],
+        "trainable_share": facts["trainable_share"],
+        "adapter_mb": round(sum(f.stat().st_size for f in Path(out_dir).rglob("*") if f.is_file()) / 2**20, 2),
+    }

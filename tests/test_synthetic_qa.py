@@ -1,0 +1,258 @@
+"""Stage 2: parsing the model's outputs, the round-trip filter on a 20-chunk index, rounds that chain."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from simrag.config import Stage2Params, parse_params
+from simrag.errors import ConfigError
+from simrag.jsonio import read_json, read_jsonl, write_jsonl
+from simrag.qa_filter import answer_match, copy_share, is_repetitive, similarity
+from simrag.retrieval import Retriever
+from simrag.synthetic_qa import Candidate, judge, parse_lines, parse_question, qa_conversations, sample_chunks
+from tests.conftest import ROOT, TOPICS
+
+
+@pytest.mark.parametrize(
+    "text,limit,expected",
+    [
+        ("1. Docker\n2) the build cache\n- layers\n* Docker", 5, ["Docker", "the build cache", "layers"]),
+        ('Answer 1: `kubectl`\nA: "Pod"\n\n\n', 5, ["kubectl", "Pod"]),
+        ("", 5, []),
+        ("\x00\ufffd\n---\n***", 5, ["\x00\ufffd"]),
+        ("one\ntwo\nthree\nfour", 2, ["one", "two"]),
+    ],
+)
+def test_parse_lines_survives_garbage(text: str, limit: int, expected: list[str]) -> None:
+    assert parse_lines(text, limit) == expected
+
+
+def test_parse_lines_drops_the_cut_off_last_line() -> None:
+    assert parse_lines("first answer\nsecond ans", limit=5, drop_last=True) == ["first answer"]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Question: What is a Pod? It is the smallest unit.", "What is a Pod?"),
+        ("\n\n1. How does Helm package charts?\n2. Why?", "How does Helm package charts?"),
+        ("Docker images are built from layers.", ""),
+        ("", ""),
+        ("???", ""),
+        ("Why?", ""),
+        ("\x00 \ufffd", ""),
+    ],
+)
+def test_parse_question_survives_garbage(text: str, expected: str) -> None:
+    assert parse_question(text) == expected
+
+
+def test_filter_checks_by_hand() -> None:
+    chunk = "The build cache reuses unchanged layers, so rebuilding an image is fast."
+    assert answer_match("unchanged layers", chunk) == 1.0
+    assert answer_match("The Unchanged Layers!", chunk) == 1.0  # normalised: case, punctuation, articles
+    assert answer_match("reuses old layers", chunk) == pytest.approx(2 / 3)  # best window: "reuses unchanged layers"
+    assert answer_match("kubernetes", chunk) == 0.0
+    assert copy_share("How does the build cache reuse layers?", chunk) == pytest.approx(3 / 7)
+    assert copy_share("the build cache reuses unchanged layers", chunk) == 1.0
+    assert is_repetitive("the cache the cache the cache the cache") and not is_repetitive(chunk)
+    assert similarity("What is a Pod?", "what is a pod") == 1.0
+
+
+@pytest.fixture(scope="module")
+def retriever(topic_index: Path) -> Retriever:
+    return Retriever(topic_index, top_k=3, threshold=0.7)
+
+
+def _chunk(retriever: Retriever, topic: str) -> dict:
+    hit = retriever.search(TOPICS[topic][0], k=1)[0]
+    return {"id": hit.chunk_id, "source": hit.source, "text": hit.text, "n_tokens": 60}
+
+
+def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever) -> None:
+    docker, cron = _chunk(retriever, "docker-layers"), _chunk(retriever, "cron-schedules")
+    good = Candidate(docker, question="How does the Docker build cache reuse image layers?", answer="unchanged layers")
+    planted = [
+        good,
+        Candidate(docker, question="How does Docker reuse layers when it rebuilds?", answer="unchanged layers"),
+        # answer in its chunk, but the question retrieves cron schedules: the round trip fails
+        Candidate(docker, question="What are the five fields of a cron schedule?", answer="unchanged layers"),
+        Candidate(docker, question="What does Docker reuse?", answer="Kubernetes operators"),  # not in the chunk
+        Candidate(cron, question=cron["text"].split(",")[0] + "?", answer="minute"),  # copies the chunk
+        Candidate(docker, question="What what what what what what is it?", answer="layers"),  # degenerate
+        Candidate(docker, question="How does the Docker build cache reuse layers?", answer="unchanged layers"),
+        Candidate(docker, truncated=True),
+        Candidate(docker),
+    ]
+    verdicts = judge(planted, retriever, Stage2Params(min_context_score=0.5))
+    assert [c.verdict for c in planted] == [
+        "kept",
+        "kept",
+        "not_retrieved",
+        "answer_not_in_chunk",
+        "copies_chunk",
+        "repetitive",
+        "duplicate",
+        "truncated",
+        "empty",
+    ]
+    assert verdicts["kept"] == 2
+    assert good.checks["source_rank"] == 1 and good.checks["context_score"] >= 0.5
+    # the same pair under a threshold above its score: rejected for the score, not for retrieval
+    strict = Candidate(docker, question=good.question, answer=good.answer)
+    judge([strict], retriever, Stage2Params(min_context_score=min(1.0, good.checks["context_score"] + 0.01)))
+    assert strict.verdict == "low_context_score"
+
+
+def test_sample_chunks_by_source_weights() -> None:
+    chunks = [{"id": f"{s}{i}", "source": s, "text": "x", "n_tokens": 200} for s in "ab" for i in range(50)]
+    chunks.append({"id": "short", "source": "a", "text": "x", "n_tokens": 5})
+    picked = sample_chunks(chunks, Stage2Params(max_chunks=20, source_weights={"a": 3, "b": 1}), seed="0:r1")
+    assert sorted(c["source"] for c in picked).count("a") == 15 and len(picked) == 20
+    assert "short" not in {c["id"] for c in picked}
+    assert picked == sample_chunks(chunks, Stage2Params(max_chunks=20, source_weights={"a": 3, "b": 1}), "0:r1")
+    with pytest.raises(Exception, match=r"sources not in the corpus: c"):
+        sample_chunks(chunks, Stage2Params(source_weights={"c": 1}), "0")
+
+
+def test_rounds_must_chain_in_order() -> None:
+    params = parse_params({"rounds": {"r1": {"from": "stage1"}, "r2": {"from": "stage2_r1", "max_chunks": 7}}})
+    assert params.round_settings("r2") == ("stage2_r1", Stage2Params(max_chunks=7))
+    with pytest.raises(ConfigError, match=r"rounds.r1.from: must be one of \['stage1'\]"):
+        parse_params({"rounds": {"r1": {"from": "stage2_r2"}, "r2": {"from": "stage1"}}})
+    with pytest.raises(ConfigError, match=r"rounds\.r1: max_chunkz: unknown key"):
+        parse_params({"rounds": {"r1": {"from": "stage1", "max_chunkz": 3}}})
+
+
+def test_dvc_expands_one_stage_per_round_and_model() -> None:
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        names = {stage.addressing for stage in repo.index.stages}
+    rounds = yaml.safe_load((ROOT / "params.yaml").read_text())["rounds"]
+    for name in rounds:
+        assert {f"generate_qa@{name}", f"train_stage2@{name}", f"evaluate@stage2_{name}"} <= names
+
+
+def _kept_pairs(round_name: str, n: int) -> list[dict]:
+    pairs = []
+    for i, (topic, (text, question)) in enumerate(list(TOPICS.items())[:n]):
+        pairs.append(
+            {
+                "round": round_name,
+                "question": question,
+                "answer": text.split(".")[0] + ".",
+                "chunk_id": f"{topic}#0",
+                "verdict": "kept",
+                "context": [text],
+            }
+        )
+        pairs.append({**pairs[-1], "verdict": "low_context_score", "context": [], "question": f"rejected {i}?"})
+    return pairs
+
+
+def test_rounds_chain_and_a_thin_round_stops(tiny_model_dir: Path, tiny_adapter_dir: Path, tmp_path: Path) -> None:
+    from stages.train_stage2 import main
+
+    instructions = tmp_path / "alpaca.json"
+    instructions.write_text(json.dumps([{"instruction": f"Say {i}.", "output": f"{i}"} for i in range(10)]))
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu"},
+                "train": {"batch_size": 2, "max_steps": 2, "eval_steps": 1, "max_len": 256},
+                "stage1": {"data": [str(instructions)]},
+                "stage2": {"min_pairs": 6, "val_size": 2, "replay_share": 0.5},
+                "rounds": {"r1": {"from": "stage1"}, "r2": {"from": "stage2_r1", "min_pairs": 4}},
+            }
+        )
+    )
+    models, qa = tmp_path / "models", tmp_path / "qa"
+    shutil.copytree(tiny_adapter_dir, models / "stage1")
+    write_jsonl(qa / "r1.jsonl", _kept_pairs("r1", 10))
+    write_jsonl(qa / "r2.jsonl", _kept_pairs("r2", 5))
+
+    def run(round_name: str):  # type: ignore[no-untyped-def]
+        args = ["--round", round_name, "--params", str(params), "--base", str(tiny_model_dir)]
+        args += ["--models", str(models), "--qa", str(qa), "--checkpoints", str(tmp_path / "ckpt")]
+        args += ["--plots", str(tmp_path / "plots"), "--metrics", str(tmp_path / "metrics")]
+        return CliRunner().invoke(main, args)
+
+    before = run("r2")  # r2 starts from r1's adapter, which does not exist yet
+    assert before.exit_code == 1 and "no LoRA adapter to continue from" in before.output
+    assert "stage2_r1" in before.output
+
+    first = run("r1")
+    assert first.exit_code == 0, first.output
+    figures = read_json(tmp_path / "metrics" / "r1.json")
+    assert figures["from"] == "stage1"
+    assert figures["examples"]["qa_pairs"] == 8 and figures["examples"]["replay"] == 4
+    assert (models / "stage2_r1" / "adapter_config.json").is_file()
+
+    second = run("r2")
+    assert second.exit_code == 0, second.output
+    assert read_json(tmp_path / "metrics" / "r2.json")["from"] == "stage2_r1"
+
+    write_jsonl(qa / "r1.jsonl", _kept_pairs("r1", 3))
+    thin = run("r1")
+    assert thin.exit_code == 1
+    assert "3 of 6 synthetic QA pairs were kept, fewer than stage2.min_pairs (6)" in thin.output
+    assert "stage2.max_chunks" in thin.output and "stage2.min_context_score" in thin.output
+
+
+def test_kept_pairs_train_as_rag_prompts(tiny_model_dir: Path) -> None:
+    from simrag.models import load_tokenizer
+    from simrag.prompting import SYSTEM_PROMPT
+    from simrag.training import IGNORE, encode
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    record = _kept_pairs("r1", 1)[0]
+    (conversation,) = qa_conversations([record], tokenizer, max_context_tokens=16)
+    assert conversation.system == SYSTEM_PROMPT and conversation.assistant == record["answer"]
+    assert conversation.user.startswith("Context:\n[1] ") and conversation.user.endswith(record["question"])
+    assert "…" in conversation.user  # the passage was cut to 16 tokens
+    example, status = encode(conversation, tokenizer, max_len=512)
+    assert status == "ok" and example is not None
+    learned = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE]
+    assert tokenizer.decode(learned).strip() == record["answer"] + "<|im_end|>"
+
+
+def test_generate_qa_stage_writes_verdicts_metrics_and_samples(
+    tiny_model_dir: Path, tiny_adapter_dir: Path, topic_index: Path, tmp_path: Path
+) -> None:
+    from stages.generate_qa import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu"},
+                "stage2": {"max_chunks": 4, "min_chunk_tokens": 1, "max_new_tokens": 8},
+                "rounds": {"r1": {"from": "stage1"}},
+            }
+        )
+    )
+    models = tmp_path / "models"
+    shutil.copytree(tiny_adapter_dir, models / "stage1")
+    chunks = topic_index.parent / "chunks.jsonl"
+    args = ["--round", "r1", "--params", str(params), "--chunks", str(chunks), "--index", str(topic_index)]
+    args += ["--base", str(tiny_model_dir), "--models", str(models), "--out", str(tmp_path / "qa")]
+    args += ["--metrics", str(tmp_path / "metrics"), "--samples", str(tmp_path / "reports")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    records = list(read_jsonl(tmp_path / "qa" / "r1.jsonl"))
+    figures = read_json(tmp_path / "metrics" / "r1.json")
+    assert figures["chunks"] == 4 and figures["candidates"] == len(records) >= 4
+    assert figures["kept"] + sum(figures["rejected"].values()) == len(records)
+    assert figures["generated_tokens"] > 0
+    assert (tmp_path / "reports" / "qa_samples_r1.md").read_text().startswith("# Synthetic QA samples, round r1")
+
+    unknown = CliRunner().invoke(main, ["--round", "r9", *args[2:]])
+    assert unknown.exit_code == 1 and "no round 'r9'" in unknown.output

@@ -1,0 +1,273 @@
+"""LoRA training on the tiny random Llama with SmolLM2's real tokenizer and chat template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from simrag.config import LoraParams, TrainParams
+from simrag.errors import DataError
+from simrag.instructions import Conversation, load_instructions, split_validation
+from simrag.jsonio import read_json
+from simrag.models import load_generator, load_tokenizer
+from simrag.training import IGNORE, PadCollator, TrainSetup, assistant_loss, encode, encode_all, train_adapter
+
+CONVERSATIONS = [
+    Conversation("What is DVC?", "A tool that versions data and runs pipelines."),
+    Conversation("Name a vector database.", "ChromaDB stores embeddings."),
+    Conversation("What does LoRA train?", "Two small matrices per projection."),
+    Conversation("Say hello.", "Hello!"),
+]
+
+
+def setup(**train: object) -> TrainSetup:
+    defaults: dict[str, object] = {
+        "learning_rate": 1e-2,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "max_len": 128,
+        "warmup_ratio": 0.0,
+        "max_steps": 4,
+        "eval_steps": 2,
+        "save_steps": 2,
+        "scheduler": "constant_with_warmup",
+    }
+    return TrainSetup(lora=LoraParams(), train=TrainParams(**{**defaults, **train}), epochs=1, device="cpu")
+
+
+def test_loss_mask_covers_only_the_assistant_turn(tiny_model_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_model_dir)
+    conversation = Conversation("What is DVC?", "It versions data.")
+    example, status = encode(conversation, tokenizer, max_len=512)
+    assert status == "ok" and example is not None
+    learned = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE]
+    assert [label for label in example["labels"] if label != IGNORE] == learned
+    # the answer and the end of the turn, nothing of the system prompt or the question
+    assert tokenizer.decode(learned).strip() == "It versions data.<|im_end|>"
+    first_learned = example["labels"].index(learned[0])
+    assert all(label == IGNORE for label in example["labels"][:first_learned])
+    assert "What is DVC?" in tokenizer.decode(example["input_ids"][:first_learned])
+
+
+def test_overlong_conversations_are_truncated_or_dropped_and_counted(tiny_model_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_model_dir)
+    long_answer = Conversation("Short question?", "word " * 200)
+    long_question = Conversation("word " * 200, "Short answer.")
+    examples, counts = encode_all([long_answer, long_question, CONVERSATIONS[0]], tokenizer, max_len=64)
+    assert counts == {"truncated": 1, "too_long": 1, "ok": 1}
+    assert len(examples) == 2
+    assert all(len(e["input_ids"]) <= 64 for e in examples)
+
+
+def test_collator_pads_right_and_masks_padding() -> None:
+    batch = PadCollator(pad_id=0)(
+        [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_assistant_loss_equals_the_full_forward_loss(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    rows, _ = encode_all(CONVERSATIONS[:3], tokenizer, 128)
+    batch = PadCollator(tokenizer.pad_token_id)(rows)
+    with torch.no_grad():
+        ours = assistant_loss(model, batch)
+        reference = model(**batch).loss  # transformers: logits at every position, mean over labelled ones
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+def test_training_lowers_the_loss_and_the_adapter_merges_to_the_same_logits(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "adapter"
+    figures = train_adapter(
+        tiny_model_dir, CONVERSATIONS, CONVERSATIONS[:2], setup(max_steps=6), out, tmp_path / "ckpt", tmp_path / "plots"
+    )
+    assert figures["steps"] == 6
+    assert figures["train_loss_final"] < figures["train_loss_first"]
+    assert figures["val_loss_final"] < figures["val_loss_initial"]
+    assert figures["tokens"] > 0 and figures["tokens_per_second"] > 0
+    assert 0 < figures["trainable_share"] < 1 and figures["adapter_mb"] > 0
+    assert not (tmp_path / "ckpt").exists()  # checkpoints go once the run has ended
+    # the curves, in dvclive's layout, and as a picture
+    loss_rows = (tmp_path / "plots" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert loss_rows[0].split("\t")[:2] == ["step", "loss"] and len(loss_rows) == 7
+    val_rows = (tmp_path / "plots" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in val_rows[1:]] == ["0", "2", "4", "6"]
+    assert (tmp_path / "plots" / "curves.png").stat().st_size > 0
+
+    # the saved adapter, merged for inference, computes what the trained PEFT model computes
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    ids = tokenizer("What is DVC?", return_tensors="pt")["input_ids"]
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), str(out)
+    ).eval()
+    merged = load_generator(tiny_model_dir, out, device="cpu", dtype="fp32").model
+    base = load_generator(tiny_model_dir, None, device="cpu", dtype="fp32").model
+    with torch.no_grad():
+        expected = peft_model(ids).logits
+        assert torch.allclose(merged(ids).logits, expected, atol=1e-4)
+        assert not torch.allclose(base(ids).logits, expected, atol=1e-3)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    out, ckpt, plots = tmp_path / "adapter", tmp_path / "ckpt", tmp_path / "plots"
+    with pytest.raises(KeyboardInterrupt):
+        train_adapter(tiny_model_dir, CONVERSATIONS, [], setup(), out, ckpt, plots, callbacks=(Interrupt(),))
+    assert not out.exists()  # no half-written adapter
+    assert (ckpt / "checkpoint-2").is_dir()
+
+    figures = train_adapter(tiny_model_dir, CONVERSATIONS, [], setup(), out, ckpt, plots)
+    assert figures["resumed_from_step"] == 2
+    assert figures["steps"] == 4
+    steps = [row.split("\t")[0] for row in (plots / "plots" / "metrics" / "loss.tsv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3", "4"]  # the history before the checkpoint replayed, nothing twice
+
+    # other settings make the old checkpoints stale: a fresh start
+    with pytest.raises(KeyboardInterrupt):
+        train_adapter(tiny_model_dir, CONVERSATIONS, [], setup(), out, ckpt, plots, callbacks=(Interrupt(),))
+    figures = train_adapter(tiny_model_dir, CONVERSATIONS, [], setup(learning_rate=5e-3), out, ckpt, plots)
+    assert figures["resumed_from_step"] == 0 and figures["steps"] == 4
+
+
+def test_instructions_skip_incomplete_records_and_reject_bad_files(tmp_path: Path) -> None:
+    records = [
+        {"instruction": "Add 2 and 3.", "input": "", "output": "5"},
+        {"instruction": "Translate.", "input": "bonjour", "output": "hello"},
+        {"instruction": "", "input": "", "output": "no instruction"},
+        {"instruction": "No output", "input": ""},
+        "not a record",
+    ]
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps(records))
+    conversations, counts = load_instructions([str(path)])
+    assert counts["records"] == 5 and counts["skipped_incomplete"] == 3 and counts["used"] == 2
+    assert {c.user for c in conversations} == {"Add 2 and 3.", "Translate.\n\nbonjour"}
+
+    lines = tmp_path / "more.jsonl"
+    lines.write_text(json.dumps(records[0]) + "\n{broken\n")
+    with pytest.raises(DataError, match=r"more.jsonl, line 2"):
+        load_instructions([str(lines)])
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_instructions([str(tmp_path / "empty.json")])
+    (tmp_path / "dict.json").write_text("{}")
+    with pytest.raises(DataError, match="JSON list"):
+        load_instructions([str(tmp_path / "dict.json")])
+    with pytest.raises(DataError, match="not found"):
+        load_instructions([str(tmp_path / "missing.json")])
+    (tmp_path / "useless.json").write_text(json.dumps(records[2:]))
+    with pytest.raises(DataError, match="no usable"):
+        load_instructions([str(tmp_path / "useless.json")])
+
+
+def test_shuffle_cap_and_validation_slice_are_deterministic(tmp_path: Path) -> None:
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps([{"instruction": f"Task {i}", "input": "", "output": f"Done {i}"} for i in range(40)]))
+    first, _ = load_instructions([str(path)], max_examples=30, seed=3)
+    again, _ = load_instructions([str(path)], max_examples=30, seed=3)
+    other, _ = load_instructions([str(path)], max_examples=30, seed=4)
+    assert first == again and first != other and len(first) == 30
+    train, val = split_validation(first, 5)
+    assert len(val) == 5 and len(train) == 25 and not set(val) & set(train)
+    train, val = split_validation(first[:10], 5)  # never more than a fifth held out
+    assert len(val) == 2
+
+
+def test_train_stage1_script_writes_adapter_metrics_and_curves(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from stages.train_stage1 import main
+
+    data = tmp_path / "alpaca.json"
+    data.write_text(
+        json.dumps([{"instruction": c.user, "input": "", "output": c.assistant} for c in CONVERSATIONS * 3])
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu"},
+                "train": {"batch_size": 2, "max_steps": 2, "eval_steps": 1, "max_len": 128},
+                "stage1": {"data": [str(data)], "val_size": 2},
+            }
+        )
+    )
+    out, metrics = tmp_path / "stage1", tmp_path / "train_stage1.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "--params",
+            str(params),
+            "--base",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--checkpoints",
+            str(tmp_path / "ckpt"),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--metrics",
+            str(metrics),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = read_json(metrics)
+    assert figures["examples"] == {
+        "train": 10,
+        "validation": 2,
+        "truncated": 0,
+        "dropped_too_long": 0,
+        "records_read": 12,
+        "skipped_incomplete": 0,
+    }
+    assert figures["steps"] == 2 and (out / "adapter_config.json").is_file()
+
+    missing = CliRunner().invoke(main, ["--params", str(params), "--base", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "no model at" in missing.output
+
+
+def test_fast_dropout_drops_p_and_keeps_the_expectation() -> None:
+    from simrag.fast_dropout import FastDropout
+
+    torch.manual_seed(0)
+    dropout = FastDropout(0.05).train()
+    x = torch.ones(200_000, requires_grad=True)
+    y = dropout(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.05) < 0.003
+    assert abs(y.mean().item() - 1.0) < 0.01  # inverted dropout keeps the expectation
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.95))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient passes through the same mask, scaled
+    assert torch.equal(dropout.eval()(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        FastDropout(1.0)
+
+
+def test_cpu_training_uses_fast_lora_dropout(tiny_model_dir: Path) -> None:
+    from simrag.fast_dropout import FastDropout
+    from simrag.training import load_trainable
+
+    model, _, _ = load_trainable(tiny_model_dir, setup())
+    dropouts = [m for m in model.modules() if isinstance(m, FastDropout)]
+    assert dropouts and all(d.p == pytest.approx(0.05, abs=1e-4) for d in dropouts)
