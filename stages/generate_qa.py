@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from simrag.config import load_params
-from simrag.jsonio import atomic_open, read_jsonl, write_json, write_jsonl
+from simrag.indexing import read_chunks
+from simrag.jsonio import atomic_open, write_json, write_jsonl
 from simrag.models import load_generator
 from simrag.retrieval import Retriever
 from simrag.stage import stage
@@ -50,7 +51,7 @@ def main(
 ) -> str:
     params = load_params(params_path)
     start_from, settings = params.round_settings(round_name)
-    picked = sample_chunks(list(read_jsonl(chunks)), settings, seed=f"{settings.seed}:{round_name}")
+    picked = sample_chunks(read_chunks(chunks), settings, seed=f"{settings.seed}:{round_name}")
     retriever = Retriever(
         index_dir,
         params.index.collection,

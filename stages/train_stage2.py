@@ -44,7 +44,10 @@ def main(
     qa_path = qa_dir / f"{round_name}.jsonl"
     if not qa_path.is_file():
         raise DataError(f"no QA pairs for round {round_name} at {qa_path}: run generate_qa@{round_name} first")
-    records = list(read_jsonl(qa_path))
+    try:
+        records = list(read_jsonl(qa_path))
+    except ValueError as exc:
+        raise DataError(f"QA file is corrupt: {exc}; run generate_qa@{round_name} again") from None
     kept = [r for r in records if r.get("verdict") == "kept"]
     if len(kept) < settings.min_pairs:
         raise DataError(

@@ -200,6 +200,10 @@ def test_rounds_chain_and_a_thin_round_stops(tiny_model_dir: Path, tiny_adapter_
     assert second.exit_code == 0, second.output
     assert read_json(tmp_path / "metrics" / "r2.json")["from"] == "stage2_r1"
 
+    (qa / "r1.jsonl").write_text('{"question": "cut off', encoding="utf-8")
+    corrupt = run("r1")
+    assert corrupt.exit_code == 1 and "QA file is corrupt" in corrupt.output and "r1.jsonl:1" in corrupt.output
+
     write_jsonl(qa / "r1.jsonl", _kept_pairs("r1", 3))
     thin = run("r1")
     assert thin.exit_code == 1
