@@ -100,8 +100,8 @@ def ask(question: str, model_name: str, top_k: int | None, index_dir: Path, base
             raise click.ClickException(f"unknown model {model_name!r}: evaluate.models has {known}")
         weights = Path(params.evaluate.models[model_name])
         adapter = None if weights.resolve() == base.resolve() else weights
-        r, g = params.retrieval, params.generation
-        retriever = Retriever(index_dir, params.index.collection, top_k or r.top_k, r.threshold, r.drop_below_threshold)
+        g = params.generation
+        retriever = Retriever.from_params(index_dir, params, top_k)
         generator = load_generator(
             base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
         )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simrag.embedding import embed, load_embedder
 from simrag.vectorstore import open_collection
+
+if TYPE_CHECKING:
+    from simrag.config import Params
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ class Retriever:
         meta = self._collection.metadata or {}
         self.embedder = self.embedder or meta.get("embedder", "default")
         self._model = load_embedder(self.embedder, self.device, self.dtype, meta.get("max_seq_length"))
+
+    @classmethod
+    def from_params(cls, index_dir: Path, params: Params, top_k: int | None = None) -> Retriever:
+        """The retriever `params` describe: the index's collection, top-k (unless `top_k`), threshold."""
+        r = params.retrieval
+        return cls(index_dir, params.index.collection, top_k or r.top_k, r.threshold, r.drop_below_threshold)
 
     def __len__(self) -> int:
         return int(self._collection.count())

@@ -319,15 +319,9 @@ def figures(candidates: list[Candidate], verdicts: Counter, writer: Writer, chun
         "kept": len(kept),
         "keep_rate": round(len(kept) / len(candidates), 4) if candidates else 0.0,
         "rejected": {reason: verdicts[reason] for reason in REASONS},
-        "mean_context_score_kept": round(float(np.mean([c.checks["context_score"] for c in kept])), 4) if kept else 0.0,
-        "mean_top_score": round(
-            float(np.mean([c.checks["top_score"] for c in candidates if "top_score" in c.checks])), 4
-        )
-        if any("top_score" in c.checks for c in candidates)
-        else 0.0,
-        "source_retrieved_rate": round(float(np.mean([c.checks.get("source_rank", 0) > 0 for c in kept])), 4)
-        if kept
-        else 0.0,
+        "mean_context_score_kept": _mean([c.checks["context_score"] for c in kept]),
+        "mean_top_score": _mean([c.checks["top_score"] for c in candidates if "top_score" in c.checks]),
+        "source_retrieved_rate": _mean([c.checks.get("source_rank", 0) > 0 for c in kept]),
         "context_score_quantiles": quantiles,
         "kept_at_threshold": {
             f"{t:.1f}": sum(
@@ -340,6 +334,10 @@ def figures(candidates: list[Candidate], verdicts: Counter, writer: Writer, chun
         "generation_seconds": round(writer.seconds, 1),
         "tokens_per_second": round(writer.tokens / writer.seconds, 1) if writer.seconds else 0.0,
     }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(float(np.mean(values)), 4) if values else 0.0
 
 
 def samples_markdown(candidates: list[Candidate], round_name: str, n_kept: int = 12, n_rejected: int = 8) -> str:

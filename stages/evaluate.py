@@ -31,13 +31,7 @@ def main(
     sets = {
         name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
     }
-    retriever = Retriever(
-        index_dir,
-        params.index.collection,
-        params.retrieval.top_k,
-        params.retrieval.threshold,
-        params.retrieval.drop_below_threshold,
-    )
+    retriever = Retriever.from_params(index_dir, params)
     adapter = None if weights.resolve() == base.resolve() else weights
     generator = load_generator(
         base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name

@@ -52,13 +52,7 @@ def main(
     params = load_params(params_path)
     start_from, settings = params.round_settings(round_name)
     picked = sample_chunks(read_chunks(chunks), settings, seed=f"{settings.seed}:{round_name}")
-    retriever = Retriever(
-        index_dir,
-        params.index.collection,
-        params.retrieval.top_k,
-        params.retrieval.threshold,
-        params.retrieval.drop_below_threshold,
-    )
+    retriever = Retriever.from_params(index_dir, params)
     generator = load_generator(
         base, models_dir / start_from, params.model.device, params.model.dtype, params.model.load_in_4bit, start_from
     )
