@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup repro data data-test test test-fast lint format typecheck bench clean
+.PHONY: help setup repro smoke paper data data-test test test-fast lint format typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,13 @@ setup: $(STAMP)  ## create .venv with the pinned dependencies
 
 repro: setup  ## pull the data the pipeline needs and run it (dvc repro)
 	dvc repro --pull
+
+smoke: setup  ## a few-minute run of every stage on a small corpus, as a dvc experiment (profiles/smoke.yaml)
+	dvc pull -q data/raw/corpus/devops-small.dvc data/raw/instructions.dvc data/raw/eval.dvc
+	$(VENV)/bin/simrag exp smoke
+
+paper: setup  ## the reproduction paper's setting on a CUDA GPU with hub access, as a dvc experiment
+	HF_HUB_OFFLINE=0 $(VENV)/bin/simrag exp paper
 
 data: setup  ## pull every raw dataset
 	dvc pull
@@ -51,6 +58,7 @@ bench: setup  ## print speed figures of prepare, index, search, generation and t
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_generation.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_training.py
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_retriever.py
 
 clean:  ## remove caches (not data, not .venv)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache

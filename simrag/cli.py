@@ -83,10 +83,12 @@ def search(
 @click.argument("question")
 @click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
 @click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
 @click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
-def ask(question: str, model_name: str, top_k: int | None, index_dir: Path, base: Path, params_path: Path) -> None:
+def ask(
+    question: str, model_name: str, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path
+) -> None:
     """Answer QUESTION with retrieval-augmented generation, showing the retrieved chunks."""
     from simrag.generation import generate
     from simrag.models import load_generator
@@ -98,10 +100,11 @@ def ask(question: str, model_name: str, top_k: int | None, index_dir: Path, base
         if model_name not in params.evaluate.models:
             known = ", ".join(params.evaluate.models)
             raise click.ClickException(f"unknown model {model_name!r}: evaluate.models has {known}")
-        weights = Path(params.evaluate.models[model_name])
+        entry = params.evaluate.models[model_name]
+        weights = Path(entry.weights)
         adapter = None if weights.resolve() == base.resolve() else weights
         g = params.generation
-        retriever = Retriever.from_params(index_dir, params, top_k)
+        retriever = Retriever.from_params(index_dir or Path(entry.index), params, top_k)
         generator = load_generator(
             base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
         )
@@ -119,6 +122,68 @@ def ask(question: str, model_name: str, top_k: int | None, index_dir: Path, base
     for rank, hit in enumerate(hits, start=1):
         mark = "*" if hit.above_threshold else " "
         click.echo(f"  [{rank}] {hit.score:.3f}{mark} {hit.chunk_id}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("profile")
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+@click.option("--print", "print_only", is_flag=True, help="Print the dvc command instead of running it.")
+def exp(profile: str, dvc_args: tuple[str, ...], params_path: Path, print_only: bool) -> None:
+    """Run a DVC experiment with PROFILE's overrides: `dvc exp run -S ...` for each value it changes.
+
+    PROFILE is a name under profiles/ (paper, smoke, pubmedqa) or a YAML file. Arguments after it go to
+    `dvc exp run`, e.g. `simrag exp smoke --queue` or `simrag exp paper -n paper-qlora`.
+    """
+    import shlex
+    import subprocess
+
+    import yaml
+
+    from simrag.profiles import apply_profile, dvc_overrides, load_profile
+
+    path = Path(profile) if profile.endswith((".yaml", ".yml")) else Path("profiles") / f"{profile}.yaml"
+    try:
+        apply_profile(params_path, path)  # a bad value stops here, naming the profile
+        base = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+        overrides = dvc_overrides(base, load_profile(path))
+    except SimragError as exc:
+        raise click.ClickException(str(exc)) from None
+    command = ["dvc", "exp", "run", *(arg for o in overrides for arg in ("-S", o)), *dvc_args]
+    click.echo(shlex.join(command))
+    if not print_only:
+        raise SystemExit(subprocess.run(command, check=False).returncode)
+
+
+@main.command("serve-index")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve other machines.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def serve_index(index_dir: Path, host: str, port: int) -> None:
+    """Serve an index with a Chroma server (`chroma run`), for `retrieval.servers` in params.yaml.
+
+    It serves a copy, removed on exit: Chroma writes to the folder it serves, and the DVC-tracked
+    index must stay as the `index` stage built it.
+    """
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if not (index_dir / "chroma.sqlite3").is_file():
+        raise click.ClickException(f"no index at {index_dir}: build it with `dvc repro index`")
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if chroma is None:
+        raise click.ClickException("the `chroma` command is missing: it comes with the chromadb package")
+    with tempfile.TemporaryDirectory(prefix="simrag-serve-") as copy:
+        shutil.copytree(index_dir, copy, dirs_exist_ok=True)
+        click.echo(f"serving {index_dir} at http://{host}:{port}; in params.yaml:", err=True)
+        click.echo(f"  retrieval: {{servers: {{{index_dir.as_posix()}: http://{host}:{port}}}}}", err=True)
+        try:
+            code = subprocess.run([chroma, "run", "--path", copy, "--host", host, "--port", str(port)]).returncode
+        except KeyboardInterrupt:
+            code = 0
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

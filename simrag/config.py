@@ -6,6 +6,7 @@ stops a stage with a message that names the key and what it accepts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from simrag.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
+BASE_INDEX = "data/index"
 
 
 class Block(BaseModel):
@@ -60,6 +62,15 @@ class RetrievalParams(Block):
     threshold: float = Field(0.7, ge=-1.0, le=1.0)
     # false: hits under the threshold are kept and flagged; true: they are dropped from the context
     drop_below_threshold: bool = False
+    # index folder -> URL of a Chroma server that serves it (`simrag serve-index`); others are read in-process
+    servers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _urls(self) -> RetrievalParams:
+        for index, url in self.servers.items():
+            if not re.fullmatch(r"https?://[^/\s:]+(:\d+)?/?", url):
+                raise ValueError(f"servers.{index}: {url!r} is not a server URL such as http://127.0.0.1:8000")
+        return self
 
 
 class ModelParams(Block):
@@ -104,6 +115,22 @@ class TrainParams(Block):
     seed: int = 0
 
 
+class LaunchParams(Block):
+    """How the training stages start: one process, or data-parallel processes (`accelerate launch`)."""
+
+    train: str = Field("python", min_length=1)
+
+    @model_validator(mode="after")
+    def _known_launcher(self) -> LaunchParams:
+        first = self.train.split()[0]
+        if first not in ("python", "python3", "accelerate", "torchrun"):
+            raise ValueError(
+                f"train: {self.train!r} must start with python, `accelerate launch ...` or torchrun "
+                "(it is followed by the stage script)"
+            )
+        return self
+
+
 class Stage1Params(Block):
     data: list[str] = Field(default_factory=lambda: ["data/raw/instructions/alpaca_en_1k.json"], min_length=1)
     max_examples: int = Field(1000, ge=0)
@@ -140,8 +167,34 @@ class Stage2Params(Block):
         return self
 
 
+class RetrieverParams(Block):
+    """Retriever adaptation (beyond the paper): tune the embedder on a round's kept (question, chunk) pairs."""
+
+    # round -> the index that round retrieved from (its embedder is where tuning starts, its hits the hard
+    # negatives); the tuned embedder re-embeds the corpus into data/index_<round>. Empty: no adaptation.
+    rounds: dict[str, str] = Field(default_factory=dict)
+    learning_rate: float = Field(3e-5, gt=0.0, le=1.0)
+    batch_size: int = Field(16, ge=2, le=4096)  # in-batch negatives: each question is contrasted with the others
+    epochs: float = Field(4.0, gt=0.0, le=100.0)
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    hard_negatives: int = Field(1, ge=0, le=16)  # per pair, mined from the round's index
+    negative_depth: int = Field(20, ge=1, le=1000)  # top hits searched for hard negatives
+    val_size: int = Field(4, ge=0)  # pairs held out to measure ranking before and after
+    val_distractors: int = Field(1000, ge=0)  # random corpus chunks the held-out questions are ranked among
+    dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast where supported, else fp32
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+
+
+class EvalModel(Block):
+    weights: str = Field(min_length=1)  # the base folder, or a LoRA adapter merged into it
+    index: str = Field("data/index", min_length=1)  # the index it retrieves from
+
+
 class EvaluateParams(Block):
-    models: dict[str, str] = Field(default_factory=lambda: {"baseline": "data/models/base"}, min_length=1)
+    models: dict[str, EvalModel] = Field(
+        default_factory=lambda: {"baseline": EvalModel(weights="data/models/base")}, min_length=1
+    )
     sets: dict[str, str] = Field(
         default_factory=lambda: {
             "seed30": "data/raw/eval/seed30.jsonl",
@@ -172,10 +225,12 @@ class Params(Block):
     generation: GenerationParams = GenerationParams()
     lora: LoraParams = LoraParams()
     train: TrainParams = TrainParams()
+    launch: LaunchParams = LaunchParams()
     stage1: Stage1Params = Stage1Params()
     stage2: Stage2Params = Stage2Params()
     # round name -> {from: the model it starts from (stage1 or stage2_<an earlier round>), any stage2 key to override}
     rounds: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    retriever: RetrieverParams = RetrieverParams()
     evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="after")
@@ -189,21 +244,58 @@ class Params(Block):
             allowed = ["stage1", *(f"stage2_{r}" for r in earlier)]
             if spec["from"] not in allowed:
                 raise ValueError(f"rounds.{name}.from: must be one of {allowed} (got {spec['from']!r})")
+            built = [r for r in earlier if r in self.retriever.rounds]
+            index = spec.setdefault("index", BASE_INDEX)
+            if _round_of_index(index) not in (None, *built):
+                raise ValueError(
+                    f"rounds.{name}.index: {index} is not built before round {name}: it must be {BASE_INDEX}, "
+                    f"another index folder, or data/index_<round> of an earlier round in retriever.rounds "
+                    f"({', '.join(built) or 'none'})"
+                )
             self.round_settings(name)  # overrides are valid stage2 keys and values
             earlier.append(name)
+        for name, index in self.retriever.rounds.items():
+            if name not in self.rounds:
+                raise ValueError(f"retriever.rounds.{name}: no such round in rounds ({', '.join(self.rounds)})")
+            if index != self.rounds[name]["index"]:
+                raise ValueError(
+                    f"retriever.rounds.{name}: must name the index round {name} retrieves from, "
+                    f"{self.rounds[name]['index']!r} (rounds.{name}.index), got {index!r}"
+                )
+        for model, entry in self.evaluate.models.items():
+            if _round_of_index(entry.index) not in (None, *self.retriever.rounds):
+                raise ValueError(
+                    f"evaluate.models.{model}.index: {entry.index} is built only for a round in retriever.rounds "
+                    f"({', '.join(self.retriever.rounds) or 'none'})"
+                )
         return self
+
+    def adapted_indexes(self) -> dict[str, str]:
+        """{round: data/index_<round>} for every round whose kept pairs tune the embedder."""
+        return {name: round_index(name) for name in self.retriever.rounds}
 
     def round_settings(self, name: str) -> tuple[str, Stage2Params]:
         """(the model round `name` starts from, its stage2 settings with the round's overrides)."""
         if name not in self.rounds:
             raise ConfigError(f"no round {name!r} in params.rounds (rounds: {', '.join(self.rounds) or 'none'})")
-        overrides = {k: v for k, v in self.rounds[name].items() if k != "from"}
+        overrides = {k: v for k, v in self.rounds[name].items() if k not in ("from", "index")}
         try:
             settings = Stage2Params.model_validate({**self.stage2.model_dump(), **overrides})
         except ValidationError as exc:
             problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
             raise ValueError(f"rounds.{name}: {problems}") from None
         return str(self.rounds[name]["from"]), settings
+
+
+def round_index(name: str) -> str:
+    """Where round `name`'s re-embedded index lives, when the round tunes the embedder."""
+    return f"data/index_{name}"
+
+
+def _round_of_index(path: str) -> str | None:
+    """The round whose tuned embedder builds `path` (data/index_<round>), or None for any other index."""
+    match = re.fullmatch(r"(?:\./)?data/index_(\w+)/?", path)
+    return match.group(1) if match else None
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -41,12 +41,14 @@ class LiveCurves:
         if logged:
             self.live.make_summary()
 
-    def close(self, history: list[dict[str, Any]], title: str) -> None:
+    def close(self, history: list[dict[str, Any]], title: str, ylabel: str = "loss (assistant tokens)") -> None:
         self.live.end()
-        plot_curves(curve_points(history), self.directory / "curves.png", title)
+        plot_curves(curve_points(history), self.directory / "curves.png", title, ylabel)
 
 
-def plot_curves(points: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
+def plot_curves(
+    points: dict[str, list[tuple[int, float]]], path: Path, title: str, ylabel: str = "loss (assistant tokens)"
+) -> None:
     """Training and validation loss against the step (left), learning rate (right)."""
     import matplotlib
 
@@ -59,7 +61,7 @@ def plot_curves(points: dict[str, list[tuple[int, float]]], path: Path, title: s
             steps, values = zip(*points[name], strict=True)
             ax_loss.plot(steps, values, style, label="validation" if name == "val_loss" else "training", markersize=3)
     ax_loss.set_xlabel("optimizer step")
-    ax_loss.set_ylabel("loss (assistant tokens)")
+    ax_loss.set_ylabel(ylabel)
     ax_loss.legend()
     ax_loss.set_title(title)
     if "learning_rate" in points:

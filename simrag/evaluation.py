@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from simrag import metrics as m
+from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.generation import generate, label_logprobs
 from simrag.models import Generator
 from simrag.prompting import LABEL_INSTRUCTION, fit_context, rag_messages, render
-from simrag.retrieval import Retriever
+from simrag.retrieval import Hit, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +72,35 @@ def _summary(values: list[float], config: EvalConfig) -> dict[str, float]:
     }
 
 
+def reference_relevance(embedder: Any, questions: list[str], hits: list[list[Hit]]) -> list[float]:
+    """Context relevance as `embedder` scores it: the mean cosine between each question and its retrieved
+    chunks. With one reference embedder for every index, tuned retrievers are measured on one scale."""
+    queries = embed(embedder, questions)
+    chunks = embed(embedder, [h.text for found in hits for h in found])
+    scores, start = [], 0
+    for query, found in zip(queries, hits, strict=True):
+        scores.append(m.context_relevance((chunks[start : start + len(found)] @ query).tolist()))
+        start += len(found)
+    return scores
+
+
 def evaluate_set(
     generator: Generator,
     retriever: Retriever,
     questions: list[dict[str, Any]],
     config: EvalConfig,
     progress: bool = True,
+    reference_embedder: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Per-question records and the set's metrics (each with a 95% bootstrap CI and n)."""
+    """Per-question records and the set's metrics (each with a 95% bootstrap CI and n).
+
+    `reference_embedder` scores `context_relevance_ref` (default: the retriever's own embedder).
+    """
     texts = [q["question"] for q in questions]
     started = time.perf_counter()
     hits = retriever.search_many(texts)
     retrieval_seconds = (time.perf_counter() - started) / len(texts)
+    relevance_ref = reference_relevance(reference_embedder or retriever.model, texts, hits)
     contexts = [fit_context(h, generator.tokenizer, config.max_context_tokens) for h in hits]
     prompts = [render(generator.tokenizer, rag_messages(q, c)) for q, c in zip(texts, contexts, strict=True)]
     answers = generate(
@@ -101,6 +119,7 @@ def evaluate_set(
         context = "\n\n".join(contexts[i])
         scores = {
             "context_relevance": m.context_relevance([h.score for h in found]),
+            "context_relevance_ref": relevance_ref[i],
             "answer_quality": m.answer_quality(answer.text, context, question["question"]),
             "groundedness": m.groundedness(answer.text, context),
         }

@@ -55,20 +55,30 @@ class Retriever:
     device: str = "auto"
     dtype: str = "auto"
     embedder: str | None = None  # None: the embedder the index was built with
+    server: str = ""  # the URL of a Chroma server that serves this index; empty: read the folder in-process
     stats: RetrievalStats = field(default_factory=RetrievalStats)
 
     def __post_init__(self) -> None:
         self.index_dir = Path(self.index_dir)
-        self._collection = open_collection(self.index_dir, self.collection)
+        self._collection = open_collection(self.index_dir, self.collection, server=self.server)
         meta = self._collection.metadata or {}
         self.embedder = self.embedder or meta.get("embedder", "default")
         self._model = load_embedder(self.embedder, self.device, self.dtype, meta.get("max_seq_length"))
 
     @classmethod
     def from_params(cls, index_dir: Path, params: Params, top_k: int | None = None) -> Retriever:
-        """The retriever `params` describe: the index's collection, top-k (unless `top_k`), threshold."""
+        """The retriever `params` describe: the index's collection, top-k (unless `top_k`), threshold, and
+        the Chroma server that serves `index_dir` if retrieval.servers names one."""
         r = params.retrieval
-        return cls(index_dir, params.index.collection, top_k or r.top_k, r.threshold, r.drop_below_threshold)
+        server = r.servers.get(Path(index_dir).as_posix(), "")
+        return cls(
+            index_dir, params.index.collection, top_k or r.top_k, r.threshold, r.drop_below_threshold, server=server
+        )
+
+    @property
+    def model(self) -> Any:
+        """The embedder that turns queries into vectors (the one the index was built with)."""
+        return self._model
 
     def __len__(self) -> int:
         return int(self._collection.count())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,6 +14,11 @@ import click
 from simrag.errors import SimragError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_main_process() -> bool:
+    """False in the other processes of a multi-process run (`accelerate launch`): only the main one writes."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def setup_logging(level: int = logging.INFO) -> None:

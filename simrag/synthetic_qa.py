@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from simrag.config import Stage2Params
 from simrag.errors import DataError
 from simrag.generation import generate
 from simrag.instructions import Conversation
+from simrag.jsonio import read_jsonl
 from simrag.metrics import words
 from simrag.models import Generator
 from simrag.prompting import fit_context, fit_passages, rag_messages, render
@@ -365,6 +367,17 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 # --- training data --------------------------------------------------------------------------------
+
+
+def read_round(qa_dir: Path, round_name: str) -> list[dict[str, Any]]:
+    """Every candidate `generate_qa@<round>` wrote (data/qa/<round>.jsonl), with its verdict."""
+    path = Path(qa_dir) / f"{round_name}.jsonl"
+    if not path.is_file():
+        raise DataError(f"no QA pairs for round {round_name} at {path}: run generate_qa@{round_name} first")
+    try:
+        return list(read_jsonl(path))
+    except ValueError as exc:
+        raise DataError(f"QA file is corrupt: {exc}; run generate_qa@{round_name} again") from None
 
 
 def qa_conversations(records: list[dict[str, Any]], tokenizer: Any, max_context_tokens: int) -> list[Conversation]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import resource
 import shutil
 import time
@@ -143,10 +144,13 @@ def assistant_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: Any =
     """
     import torch.nn.functional as F
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps it in data-parallel runs
+    base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
     labels = inputs["labels"][:, 1:]
     keep = labels != IGNORE
-    if _selective_head_supported(base):
+    # The selective head calls the decoder directly; a wrapped model must run its own forward, which
+    # synchronises gradients across processes.
+    if inner is model and _selective_head_supported(base):
         hidden = base.get_decoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])[0]
         logits = base.get_output_embeddings()(hidden[:, :-1][keep])
     else:  # models that transform their logits (soft-capping, scaling): the full forward pass
@@ -176,7 +180,11 @@ def load_trainable(
         log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
     kwargs: dict[str, Any] = {}
     if quantize:
-        kwargs.update(quantization_config=quantization_config(compute_dtype), device_map={"": 0}, dtype=compute_dtype)
+        # one GPU per process: under `accelerate launch`, each process loads onto its own device
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        kwargs.update(
+            quantization_config=quantization_config(compute_dtype), device_map={"": local_rank}, dtype=compute_dtype
+        )
     else:
         # fp32 master weights on a CPU (bf16 autocast does the matmuls); the compute dtype on CUDA
         kwargs["dtype"] = compute_dtype if device == "cuda" else torch.float32
@@ -241,8 +249,12 @@ def _folder_digest(path: Path | None) -> str:
     return _digest([(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
 
-def resume_point(checkpoint_dir: Path, fingerprint: str, resume: bool) -> Path | None:
-    """The last checkpoint of an interrupted run with the same fingerprint, else None (stale ones removed)."""
+def resume_point(checkpoint_dir: Path, fingerprint: str, resume: bool, prepare: bool = True) -> Path | None:
+    """The last checkpoint of an interrupted run with the same fingerprint, else None (stale ones removed).
+
+    `prepare=False` only reads: what the other processes of a multi-process run do, once the main
+    process has prepared the folder.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
     marker = checkpoint_dir / "fingerprint.json"
@@ -251,7 +263,11 @@ def resume_point(checkpoint_dir: Path, fingerprint: str, resume: bool) -> Path |
         last = get_last_checkpoint(str(checkpoint_dir)) if same else None
         if resume and last is not None:
             return Path(last)
+        if not prepare:
+            return None
         shutil.rmtree(checkpoint_dir)
+    if not prepare:
+        return None
     checkpoint_dir.mkdir(parents=True)
     write_json(marker, {"fingerprint": fingerprint})
     return None
@@ -260,7 +276,7 @@ def resume_point(checkpoint_dir: Path, fingerprint: str, resume: bool) -> Path |
 # --- training -------------------------------------------------------------------------------------
 
 
-def _peak_memory_mb(device: str) -> tuple[float, str]:
+def peak_memory_mb(device: str) -> tuple[float, str]:
     if device == "cuda":
         import torch
 
@@ -337,9 +353,12 @@ def train_adapter(
     `plots_dir` gets the curves (dvclive's TSV files and curves.png); `checkpoint_dir` holds the
     checkpoints while the run lasts, and is removed when it ends.
     """
+    from accelerate import PartialState
     from transformers import TrainerCallback, set_seed
 
     started = time.perf_counter()
+    state_of_run = PartialState()  # one process, or one of several under `accelerate launch`
+    main = state_of_run.is_main_process
     set_seed(setup.train.seed)
     model, tokenizer, facts = load_trainable(Path(base_dir), setup, init_adapter)
     train_rows, train_counts = encode_all(train_set, tokenizer, setup.train.max_len)
@@ -358,18 +377,29 @@ def train_adapter(
         train_rows,
         val_rows,
     )
-    resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume)
+    if main:
+        resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume)
+    state_of_run.wait_for_everyone()
+    if not main:
+        resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume, prepare=False)
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
-    curves = LiveCurves(Path(plots_dir))
+    curves = LiveCurves(Path(plots_dir)) if main else None
 
     class Curves(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             for entry in state.log_history:  # what a resumed run had logged before its checkpoint
-                curves.log(entry)
+                if curves:
+                    curves.log(entry)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            curves.log({**(logs or {}), "step": state.global_step})
+            if curves:
+                curves.log({**(logs or {}), "step": state.global_step})
+            logs = logs or {}
+            if main and ("loss" in logs or "eval_loss" in logs):
+                figure = f"loss {logs['loss']:.4f}" if "loss" in logs else f"validation loss {logs['eval_loss']:.4f}"
+                elapsed = time.perf_counter() - started
+                log.info("step %d/%d: %s (%.0f s)", state.global_step, state.max_steps, figure, elapsed)
 
     trainer = _trainer_class()(
         model=model,
@@ -396,17 +426,18 @@ def train_adapter(
     if val_rows and (not evaluated or evaluated[-1]["step"] != state.global_step):
         trainer.evaluate()
     history = state.log_history
-    curves.close(history, setup.title)
-
-    with atomic_dir(Path(out_dir)) as tmp:
-        trainer.model.save_pretrained(tmp)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if main and curves:
+        curves.close(history, setup.title)
+        with atomic_dir(Path(out_dir)) as tmp:
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    state_of_run.wait_for_everyone()  # the adapter is in place before any process reads its size
 
     losses = [e["loss"] for e in history if "loss" in e]
     val_losses = [e["eval_loss"] for e in history if "eval_loss" in e]
     session_tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen
     runtime = output.metrics.get("train_runtime", 0.0)
-    peak, memory_kind = _peak_memory_mb(facts["device"])
+    peak, memory_kind = peak_memory_mb(facts["device"])
     counts = train_counts + val_counts
     return {
         "examples": {

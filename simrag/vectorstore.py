@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def write_collection(
     SharedSystemClient.clear_system_cache()
 
 
-def _working_copy(path: Path) -> Path:
+def working_copy(path: Path) -> Path:
     """A private copy of the index to read from, removed when the process exits.
 
     Chroma writes to its files each time a client opens them, even to read (a row in SQLite, and
@@ -75,11 +76,43 @@ def _working_copy(path: Path) -> Path:
     return copy
 
 
-def open_collection(path: Path, name: str, read_only: bool = True) -> Collection:
-    """Open collection `name` of the index at `path`; read_only leaves the folder byte-for-byte unchanged."""
+def _server_client(url: str) -> Any:
+    import chromadb
+    from chromadb.config import Settings
+
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+    try:
+        client = chromadb.HttpClient(
+            host=parsed.hostname or "127.0.0.1",
+            port=port,
+            ssl=parsed.scheme == "https",
+            settings=Settings(anonymized_telemetry=False),
+        )
+        client.heartbeat()
+    except Exception as exc:  # connection refused, DNS, TLS: chromadb wraps them differently by version
+        raise DataError(
+            f"cannot reach the Chroma server at {url} ({exc.__class__.__name__}); start one with "
+            "`simrag serve-index`, or remove the index from retrieval.servers to read it in-process"
+        ) from None
+    return client
+
+
+def open_collection(path: Path, name: str, read_only: bool = True, server: str = "") -> Collection:
+    """Open collection `name` of the index at `path`; read_only leaves the folder byte-for-byte unchanged.
+
+    With `server` (a URL), the collection is read from the Chroma server there, which serves that index.
+    """
+    if server:
+        try:
+            return _server_client(server).get_collection(name, embedding_function=None)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"the Chroma server at {server} has no collection '{name}'") from exc
     if not (path / "chroma.sqlite3").is_file():
         raise DataError(f"no index at {path}: build it with `dvc repro index`")
-    client = _client(_working_copy(path) if read_only else path)
+    client = _client(working_copy(path) if read_only else path)
     try:
         return client.get_collection(name, embedding_function=None)
     except Exception as exc:  # chromadb raises NotFoundError or ValueError by version

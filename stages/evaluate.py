@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from simrag.config import load_params
+from simrag.embedding import load_embedder
 from simrag.evaluation import EvalConfig, evaluate_set, load_questions
 from simrag.jsonio import atomic_dir, write_json, write_jsonl
 from simrag.models import load_generator
@@ -32,6 +33,11 @@ def main(
         name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
     }
     retriever = Retriever.from_params(index_dir, params)
+    # A tuned retriever scores on its own scale: context_relevance_ref re-scores every model's hits with
+    # the reference embedder (embedder.model), so models on different indexes compare.
+    reference = None
+    if retriever.embedder != params.embedder.model:
+        reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)
     adapter = None if weights.resolve() == base.resolve() else weights
     generator = load_generator(
         base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
@@ -46,7 +52,7 @@ def main(
     )
     results = {}
     for set_name, (questions, skipped) in sets.items():
-        records, summary = evaluate_set(generator, retriever, questions, config)
+        records, summary = evaluate_set(generator, retriever, questions, config, reference_embedder=reference)
         results[set_name] = (records, {**summary, "skipped_lines": skipped})
     # Written only once every set is done: a failure leaves no partial results behind.
     with atomic_dir(out / model_name) as records_dir, atomic_dir(metrics_dir / model_name) as summary_dir:

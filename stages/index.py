@@ -1,4 +1,8 @@
-"""DVC stage `index`: data/processed/chunks.jsonl -> ChromaDB index in data/index + metrics/index.json."""
+"""DVC stage `index`: data/processed/chunks.jsonl -> ChromaDB index in data/index + metrics/index.json.
+
+`reindex@<round>` runs it too, with `--embedder data/models/embedder_<round>` (the embedder that
+`train_retriever@<round>` tuned) and `--out data/index_<round>`.
+"""
 
 from pathlib import Path
 
@@ -19,10 +23,14 @@ from simrag.stage import stage
 @click.option(
     "--metrics", "metrics_path", type=click.Path(path_type=Path), default="metrics/index.json", show_default=True
 )
+@click.option("--embedder", default=None, help="Embed with this model instead of embedder.model (a folder or hub id).")
 @stage("index")
-def main(params_path: Path, chunks_path: Path, out: Path, metrics_path: Path) -> str:
+def main(params_path: Path, chunks_path: Path, out: Path, metrics_path: Path, embedder: str | None) -> str:
     params = load_params(params_path)
-    metrics = build_index(chunks_path, out, params.embedder, params.index)
+    embedder_params = params.embedder
+    if embedder:
+        embedder_params = embedder_params.model_copy(update={"model": embedder})
+    metrics = build_index(chunks_path, out, embedder_params, params.index)
     write_json(metrics_path, metrics)
     return f"{metrics['vectors']} vectors at {metrics['chunks_per_second']} chunks/s, {metrics['index_mb']} MB"
 

@@ -11,7 +11,7 @@ import click
 from simrag.config import load_params
 from simrag.instructions import load_instructions, split_validation
 from simrag.jsonio import write_json
-from simrag.stage import stage
+from simrag.stage import is_main_process, stage
 from simrag.training import TrainSetup, train_adapter
 
 
@@ -39,7 +39,8 @@ def main(params_path: Path, base: Path, out: Path, checkpoints: Path, plots_dir:
     figures = train_adapter(base, train_set, val_set, setup, out, checkpoints, plots_dir)
     figures["examples"]["records_read"] = counts["records"]
     figures["examples"]["skipped_incomplete"] = counts["skipped_incomplete"]
-    write_json(metrics_path, figures)
+    if is_main_process():
+        write_json(metrics_path, figures)
     return (
         f"{figures['steps']} steps, loss {figures['train_loss_first']} -> {figures['train_loss_final']}, "
         f"validation {figures['val_loss_initial']} -> {figures['val_loss_final']}, "

@@ -12,10 +12,10 @@ import click
 from simrag.config import load_params
 from simrag.errors import DataError
 from simrag.instructions import load_instructions, split_validation
-from simrag.jsonio import read_jsonl, write_json
+from simrag.jsonio import write_json
 from simrag.models import load_tokenizer
-from simrag.stage import stage
-from simrag.synthetic_qa import qa_conversations
+from simrag.stage import is_main_process, stage
+from simrag.synthetic_qa import qa_conversations, read_round
 from simrag.training import TrainSetup, train_adapter
 
 
@@ -41,13 +41,7 @@ def main(
 ) -> str:
     params = load_params(params_path)
     start_from, settings = params.round_settings(round_name)
-    qa_path = qa_dir / f"{round_name}.jsonl"
-    if not qa_path.is_file():
-        raise DataError(f"no QA pairs for round {round_name} at {qa_path}: run generate_qa@{round_name} first")
-    try:
-        records = list(read_jsonl(qa_path))
-    except ValueError as exc:
-        raise DataError(f"QA file is corrupt: {exc}; run generate_qa@{round_name} again") from None
+    records = read_round(qa_dir, round_name)
     kept = [r for r in records if r.get("verdict") == "kept"]
     if len(kept) < settings.min_pairs:
         raise DataError(
@@ -83,7 +77,8 @@ def main(
         init_adapter=models_dir / start_from,
     )
     figures["examples"].update(qa_pairs=len(train_pairs), replay=len(replay), qa_validation=len(val_pairs))
-    write_json(metrics_dir / f"{round_name}.json", {"round": round_name, "from": start_from, **figures})
+    if is_main_process():
+        write_json(metrics_dir / f"{round_name}.json", {"round": round_name, "from": start_from, **figures})
     return (
         f"{len(train_pairs)} QA pairs + {len(replay)} replayed, loss {figures['train_loss_first']} -> "
         f"{figures['train_loss_final']}, validation {figures['val_loss_initial']} -> {figures['val_loss_final']}"

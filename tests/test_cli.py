@@ -63,11 +63,11 @@ def test_ask_answers_with_the_retrieved_chunks(tmp_path, tiny_model_dir, topic_i
                 "model": {"device": "cpu", "dtype": "fp32"},
                 "generation": {"max_new_tokens": 5, "max_context_tokens": 64},
                 "retrieval": {"top_k": 2},
-                "evaluate": {"models": {"baseline": str(tiny_model_dir)}},
+                "evaluate": {"models": {"baseline": {"weights": str(tiny_model_dir), "index": str(topic_index)}}},
             }
         )
     )
-    args = ["ask", "What is a Kubernetes Pod?", "--index", str(topic_index), "--base", str(tiny_model_dir)]
+    args = ["ask", "What is a Kubernetes Pod?", "--base", str(tiny_model_dir)]  # the index: the model's
     result = CliRunner().invoke(main, [*args, "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert "(baseline, " in result.output and "tokens; context from:)" in result.output

@@ -55,7 +55,7 @@ def test_missing_params_file(tmp_path):
 
 
 def _stage_script(stage: dict) -> Path:
-    match = re.search(r"python (stages/\w+\.py)", stage["cmd"])
+    match = re.search(r"(?:python|\$\{launch\.train\}) (stages/\w+\.py)", stage["cmd"])
     assert match, stage["cmd"]
     return ROOT / match.group(1)
 
@@ -87,7 +87,8 @@ def test_dvc_stage_declares_the_params_and_code_it_uses(name):
             assert block in declared or f"{block}.{field}" in declared, f"{name}: param {block}.{field}"
         else:  # the whole block is handed on: every key of it
             fields = Params.model_fields[block].annotation.model_fields
-            assert block in declared or all(f"{block}.{f}" in declared for f in fields), f"{name}: params block {block}"
+            each = all(f"{block}.{f}" in declared or f"{block}.{f}.${{key}}" in declared for f in fields)
+            assert block in declared or each, f"{name}: params block {block}"
     deps = {dep for dep in stage["deps"] if "${" not in dep}
     assert script.relative_to(ROOT).as_posix() in deps
     missing = _simrag_imports(script, set()) - NEUTRAL_MODULES - deps

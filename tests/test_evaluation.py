@@ -49,6 +49,7 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
     assert len(first["retrieved"]) == 3 and first["retrieved"][0]["doc"] == "docker-layers.md"
     assert set(first["scores"]) == {
         "context_relevance",
+        "context_relevance_ref",
         "answer_quality",
         "groundedness",
         "token_f1",
@@ -58,6 +59,11 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
         "label_accuracy",
     }
     assert first["predicted_label"] in ("yes", "no", "maybe") and 1 <= first["new_tokens"] <= 8
+    # Scored by the index's own embedder, the reference relevance is the retrieval score itself.
+    for record in records:
+        assert record["scores"]["context_relevance_ref"] == pytest.approx(
+            record["scores"]["context_relevance"], abs=2e-4
+        )
     for name in ("context_relevance", "answer_quality", "recall_at_k", "label_accuracy"):
         stat = summary[name]
         assert stat["n"] == 6 and stat["ci_low"] <= stat["mean"] <= stat["ci_high"]
@@ -83,15 +89,18 @@ def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_ad
         "model": {"dtype": "fp32", "device": "cpu"},
         "retrieval": {"top_k": 3},
         "evaluate": {
-            "models": {"baseline": str(tiny_model_dir), "tuned": str(tiny_adapter_dir)},
+            "models": {
+                "baseline": {"weights": str(tiny_model_dir), "index": str(topic_index)},
+                "tuned": {"weights": str(tiny_adapter_dir), "index": str(topic_index)},
+            },
             "sets": sets,
             "bootstrap_samples": 200,
         },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     common = ["--base", str(tiny_model_dir), "--index", str(topic_index)]
-    for name, weights in params["evaluate"]["models"].items():
-        proc = _run("evaluate.py", "--model", name, "--weights", weights, *common, cwd=tmp_path)
+    for name, entry in params["evaluate"]["models"].items():
+        proc = _run("evaluate.py", "--model", name, "--weights", entry["weights"], *common, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "metrics/eval/baseline/refs.json").read_text())
     assert (
@@ -101,10 +110,29 @@ def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_ad
     )
     assert len((tmp_path / "data/eval/tuned/refs.jsonl").read_text().splitlines()) == 6
 
+    # What a round's generate_qa stage measured: the report tabulates and plots it.
+    qa_figures = {"from": "stage1", "candidates": 10, "kept": 3, "rejected": {"not_retrieved": 5, "empty": 2}}
+    qa_figures |= {"generation_seconds": 12.5, "tokens_per_second": 40.0}
+    (tmp_path / "metrics/generate_qa").mkdir(parents=True)
+    (tmp_path / "metrics/generate_qa/r1.json").write_text(json.dumps(qa_figures))
+    params["rounds"] = {"r1": {"from": "stage1"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
     proc = _run("report.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "reports/results.md").read_text()
-    assert "## refs" in report and "| baseline | 6 |" in report and "| tuned | 6 |" in report
+    index = str(topic_index)
+    assert "## refs" in report and f"| baseline | {index} | 6 |" in report and f"| tuned | {index} | 6 |" in report
+    assert "| r1 | stage1 | 10 | 3 | 5 | 2 |" in report and "| generate_qa@r1 | 12 | – | – | 40.0 tokens/s |" in report
+    assert "## Retriever adaptation" not in report  # no round tuned the embedder
+    assert (tmp_path / "plots/eval/qa_verdicts.csv").read_text().splitlines()[1:] == [
+        "r1,kept,3",
+        "r1,not_retrieved,5",
+        "r1,empty,2",
+    ]
+    assert (tmp_path / "plots/eval/qa_verdicts.png").is_file() and (
+        tmp_path / "plots/eval/retrieval_scores.png"
+    ).is_file()
     assert "| tuned | refs | Token F1 |" in report and "Wilcoxon" in report
     comparisons = json.loads((tmp_path / "plots/eval/comparisons.json").read_text())
     assert {row["metric"] for row in comparisons} >= {"context_relevance", "answer_quality", "response_seconds"}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from simrag.profiles import load_profile, merge
 from tests.conftest import ROOT
 
 SMALL = ROOT / "data" / "raw" / "corpus" / "devops-small"
@@ -33,8 +34,8 @@ def project(tmp_path_factory) -> Path:
     for name in ("dvc.yaml", "stages", "simrag"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["prepare"]["corpus_dir"] = "data/raw/corpus/devops-small"
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), load_profile(ROOT / "profiles" / "smoke.yaml"))
+    assert params["prepare"]["corpus_dir"] == "data/raw/corpus/devops-small"  # the smoke profile's corpus
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copytree(SMALL, workdir / "data" / "raw" / "corpus" / "devops-small")
     _dvc(workdir, "init", "--no-scm", "-q")

@@ -135,9 +135,11 @@ def test_dvc_expands_one_stage_per_round_and_model() -> None:
 
     with Repo(str(ROOT)) as repo:
         names = {stage.addressing for stage in repo.index.stages}
-    rounds = yaml.safe_load((ROOT / "params.yaml").read_text())["rounds"]
-    for name in rounds:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name in raw["rounds"]:
         assert {f"generate_qa@{name}", f"train_stage2@{name}", f"evaluate@stage2_{name}"} <= names
+    for name in raw["retriever"]["rounds"]:
+        assert {f"train_retriever@{name}", f"reindex@{name}"} <= names
 
 
 def _kept_pairs(round_name: str, n: int) -> list[dict]:
