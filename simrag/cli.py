@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -152,7 +154,10 @@ def exp(profile: str, dvc_args: tuple[str, ...], params_path: Path, print_only: 
     command = ["dvc", "exp", "run", *(arg for o in overrides for arg in ("-S", o)), *dvc_args]
     click.echo(shlex.join(command))
     if not print_only:
-        raise SystemExit(subprocess.run(command, check=False).returncode)
+        # dvc, and the `python` of the stage commands, from this environment even when it is not activated
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+        raise SystemExit(subprocess.run(command, check=False, env=env).returncode)
 
 
 @main.command("serve-index")
@@ -167,7 +172,6 @@ def serve_index(index_dir: Path, host: str, port: int) -> None:
     """
     import shutil
     import subprocess
-    import sys
     import tempfile
 
     if not (index_dir / "chroma.sqlite3").is_file():

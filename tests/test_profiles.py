@@ -75,3 +75,25 @@ def test_simrag_exp_prints_the_dvc_command(tmp_path: Path, monkeypatch: pytest.M
     assert result.output.rstrip().endswith("--queue")
     missing = CliRunner().invoke(main, ["exp", "nosuch", "--print"])
     assert missing.exit_code == 1 and "profile not found: profiles/nosuch.yaml (profiles: " in missing.output
+
+
+def test_simrag_exp_runs_this_environment_s_dvc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.venv/bin/simrag exp ...` works without an activated environment: dvc and the stages' `python`
+    are looked up in simrag's own environment first."""
+    import subprocess
+    import sys
+
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(command: list[str], check: bool, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        calls.append((command, env))
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    result = CliRunner().invoke(main, ["exp", "smoke"])
+    assert result.exit_code == 3  # dvc's exit status is passed on
+    ((command, env),) = calls
+    assert command[:3] == ["dvc", "exp", "run"]
+    assert env["PATH"].split(":") == [str(Path(sys.executable).parent), "/usr/bin"]
