@@ -52,11 +52,12 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup  ## print speed figures of prepare, index, search, generation and training (needs `make repro` first)
+bench: setup  ## print speed figures of prepare, index, search, generation, merging and training (needs `make repro` first)
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_index.py
 	$(PY) benchmarks/bench_search.py
-	$(PY) benchmarks/bench_generation.py
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_generation.py
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_merge.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_training.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_retriever.py
 

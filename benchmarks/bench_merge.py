@@ -4,10 +4,12 @@
 
 A random LoRA adapter (r=16, alpha=32, all attention and MLP projections) stands for a trained
 one. Target (issue: generator and evaluate): merged / base latency at most 1.05. The paper
-measured +52% with unmerged adapters.
+measured +52% with unmerged adapters. A second, independent load of the base model is timed as a
+control: its ratio to the first shows how much of a difference this machine can resolve.
 """
 
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,21 +30,28 @@ def _seconds(model, inputs, new_tokens: int) -> float:
     return time.perf_counter() - started
 
 
-def _medians(models: dict, inputs, new_tokens: int, repeats: int) -> dict[str, float]:
-    """Median latency of each model, measured in turns so that drifts of the machine hit all alike."""
-    times: dict[str, list[float]] = {name: [] for name in models}
+def _ratios(models: dict, inputs, new_tokens: int, repeats: int) -> dict[str, list[float]]:
+    """Each model's latency over the first one's, per round: the models take turns, so that drifts
+    of the machine hit all of them alike within a round."""
+    ratios: dict[str, list[float]] = {name: [] for name in models}
     for round_ in range(repeats + 1):
-        for name, model in models.items():
-            seconds = _seconds(model, inputs, new_tokens)
-            if round_:  # the first round warms up
-                times[name].append(seconds)
-    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+        seconds = {name: _seconds(model, inputs, new_tokens) for name, model in models.items()}
+        if round_:  # the first round warms up
+            reference = next(iter(seconds.values()))
+            for name, value in seconds.items():
+                ratios[name].append(value / reference)
+    return ratios
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], statistics.median(values), q[2]
 
 
 @click.command()
 @click.option("--base", type=click.Path(path_type=Path), default="data/models/base")
 @click.option("--new-tokens", type=int, default=32)
-@click.option("--repeats", type=int, default=5)
+@click.option("--repeats", type=int, default=15)
 def main(base: Path, new_tokens: int, repeats: int) -> None:
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -57,23 +66,23 @@ def main(base: Path, new_tokens: int, repeats: int) -> None:
                     param.normal_(0.0, 0.002)
         peft_model.save_pretrained(adapter)
         plain = load_generator(base, device="cpu")
+        control = load_generator(base, device="cpu")
         merged = load_generator(base, Path(adapter), device="cpu")
         dtype = next(plain.model.parameters()).dtype
         unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), adapter).eval()
         prompt = render(plain.tokenizer, [{"role": "user", "content": "Explain what a Docker image layer is. " * 8}])
         inputs = plain.tokenizer([prompt] * 4, return_tensors="pt", add_special_tokens=False, padding=True)
         kwargs = {"pad_token_id": plain.tokenizer.pad_token_id}
-        for model in (plain.model, merged.model, unmerged):
+        models = {"base": plain.model, "base again": control.model, "merged": merged.model, "unmerged": unmerged}
+        for model in models.values():
             model.generation_config.update(**kwargs)
-        medians = _medians(
-            {"base": plain.model, "merged": merged.model, "unmerged": unmerged}, inputs, new_tokens, repeats
-        )
-        t_base, t_merged, t_unmerged = medians["base"], medians["merged"], medians["unmerged"]
+        ratios = _ratios(models, inputs, new_tokens, repeats)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; {base} in {dtype}")
-    print(f"batch 4, {new_tokens} new tokens, median of {repeats}")
-    print(f"  base     {t_base:.3f} s")
-    print(f"  merged   {t_merged:.3f} s  ratio {t_merged / t_base:.3f}")
-    print(f"  unmerged {t_unmerged:.3f} s  ratio {t_unmerged / t_base:.3f}")
+    print(f"batch 4, {new_tokens} new tokens; latency / base's in the same round, {repeats} rounds:")
+    for name, values in ratios.items():
+        if name != "base":
+            low, median, high = _quartiles(values)
+            print(f"  {name:10s} median {median:.3f}  (quartiles {low:.3f}-{high:.3f})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -25,6 +26,35 @@ def _stop_ids(generator: Generator) -> list[int]:
     if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
         ids.add(end_of_turn)
     return sorted(i for i in ids if i is not None)
+
+
+def prefill_cache(model: Any, input_ids: Any, attention_mask: Any) -> Any:
+    """The key/value cache of a left-padded batch for all but each row's last token, computed one row
+    at a time: a row alone needs no padding mask, so attention takes the causal flash kernel instead
+    of a masked full product (~10% less prefill time for 1,000-token RAG prompts on a CPU; the
+    matrix products are as large either way). Padding positions get zero keys and values, which the
+    attention mask hides from every later step."""
+    import torch
+    from transformers import DynamicCache
+
+    width = input_ids.shape[1] - 1
+    rows = []
+    for ids, mask in zip(input_ids, attention_mask, strict=True):
+        real = ids[mask.bool()][:-1].unsqueeze(0)
+        rows.append(model(input_ids=real, use_cache=True, logits_to_keep=1).past_key_values)
+    cache = DynamicCache(config=model.config)
+    for layer in range(len(rows[0].layers)):
+        keys, values = (
+            torch.cat(
+                [
+                    torch.nn.functional.pad(getattr(r.layers[layer], part), (0, 0, width - r.get_seq_length(), 0))
+                    for r in rows
+                ]
+            )
+            for part in ("keys", "values")
+        )
+        cache.update(keys, values, layer)
+    return cache
 
 
 def generate(
@@ -50,8 +80,11 @@ def generate(
         ).to(model.device)
         started = time.perf_counter()
         with torch.inference_mode():
+            rowwise = model.device.type == "cpu" and len(batch) > 1 and min(lengths[i] for i in batch) > 1
+            cache = prefill_cache(model, encoded["input_ids"], encoded["attention_mask"]) if rowwise else None
             output = model.generate(
                 **encoded,
+                cache=cache,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 temperature=None,
@@ -87,6 +120,9 @@ def label_logprobs(generator: Generator, prompts: list[str], labels: list[str], 
         range(len(prompts)), key=lambda i: -len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
     )
     ordered = [prompts[i] for i in order]
+    # On a CPU one prompt at a time: unpadded, attention takes the causal flash kernel (~10% faster
+    # for 1,000-token prompts; the matrix products are as large either way).
+    batch_size = 1 if model.device.type == "cpu" else batch_size
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
             batch = ordered[start : start + batch_size]

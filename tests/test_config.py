@@ -63,6 +63,8 @@ def _stage_script(stage: dict) -> Path:
 def _simrag_imports(path: Path, seen: set[str]) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+        if isinstance(node, ast.ImportFrom) and node.module == "simrag":  # from simrag import attention
+            names = [f"simrag.{alias.name}" for alias in node.names]
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         for name in names:
