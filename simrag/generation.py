@@ -41,7 +41,7 @@ def prefill_cache(model: Any, input_ids: Any, attention_mask: Any) -> Any:
     rows = []
     for ids, mask in zip(input_ids, attention_mask, strict=True):
         real = ids[mask.bool()][:-1].unsqueeze(0)
-        rows.append(model(input_ids=real, use_cache=True, logits_to_keep=1).past_key_values)
+        rows.append(model(input_ids=real, use_cache=True, logits_to_keep=1).cache)
     cache = DynamicCache(config=model.config)
     for layer in range(len(rows[0].layers)):
         keys, values = (

@@ -60,7 +60,7 @@ def test_row_by_row_prefill_gives_the_batched_cache(tiny_model_dir) -> None:
         positions = (mask[:, :-1].cumsum(-1) - 1).clamp(min=0)  # as generate() numbers left-padded rows
         batched = generator.model(
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions, use_cache=True
-        ).past_key_values
+        ).cache
         rowwise = prefill_cache(generator.model, ids, mask)
         for ours, theirs in zip(rowwise.layers, batched.layers, strict=True):
             real = mask[:, :-1].bool()[:, None, :, None].expand_as(ours.keys)  # padding positions hold anything
