@@ -7,12 +7,12 @@ SmolLM2-135M on 2 CPU cores, batched.
 """
 
 import json
-import platform
 import time
 from pathlib import Path
 
 import click
 import torch
+from machine import describe
 
 from simrag.config import load_params
 from simrag.generation import generate
@@ -38,7 +38,7 @@ def main(base: Path, index_dir: Path, questions: Path, n: int, batch_sizes: str)
         for q, h in zip(texts, retriever.search_many(texts), strict=True)
     ]
     dtype = next(generator.model.parameters()).dtype
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; model {base} in {dtype}")
+    print(f"machine: {describe()}, {torch.get_num_threads()} threads; model {base} in {dtype}")
     print(
         f"{len(prompts)} RAG prompts (context up to {g.max_context_tokens} tokens), max {g.max_new_tokens} new tokens"
     )

@@ -5,13 +5,13 @@
 Target (issue: foundation): at least 35 chunks/s on 2 CPU cores in bf16.
 """
 
-import platform
 import random
 import time
 from pathlib import Path
 
 import click
 import torch
+from machine import describe
 
 from simrag.embedding import cpu_supports_bf16, embed, load_embedder
 from simrag.indexing import read_chunks
@@ -26,7 +26,7 @@ def main(chunks_path: Path, n: int, dtypes: str, batch_sizes: str) -> None:
     chunks = read_chunks(chunks_path)
     texts = [c["text"] for c in random.Random(0).sample(chunks, min(n, len(chunks)))]
     mean_tokens = sum(c["n_tokens"] for c in chunks) / len(chunks)
-    machine = platform.processor() or platform.machine()
+    machine = describe()
     print(f"machine: {machine}, {torch.get_num_threads()} threads, bf16 native: {cpu_supports_bf16()}")
     print(f"{len(texts)} chunks sampled from {chunks_path} ({len(chunks)} chunks, mean {mean_tokens:.0f} tokens)")
     for dtype in dtypes.split(","):

@@ -8,7 +8,6 @@ measured +52% with unmerged adapters. A second, independent load of the base mod
 control: its ratio to the first shows how much of a difference this machine can resolve.
 """
 
-import platform
 import statistics
 import tempfile
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import click
 import torch
+from machine import describe
 
 from simrag.models import load_generator
 from simrag.prompting import render
@@ -77,7 +77,7 @@ def main(base: Path, new_tokens: int, repeats: int) -> None:
         for model in models.values():
             model.generation_config.update(**kwargs)
         ratios = _ratios(models, inputs, new_tokens, repeats)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; {base} in {dtype}")
+    print(f"machine: {describe()}, {torch.get_num_threads()} threads; {base} in {dtype}")
     print(f"batch 4, {new_tokens} new tokens; latency / base's in the same round, {repeats} rounds:")
     for name, values in ratios.items():
         if name != "base":

@@ -5,12 +5,11 @@
 Target (issue: foundation): the full DevOps corpus (66.6 MB, ~2K files) in under 60 s on 2 cores.
 """
 
-import os
-import platform
 import time
 from pathlib import Path
 
 import click
+from machine import describe
 
 from simrag.config import EmbedderParams, PrepareParams
 from simrag.prepare import prepare_corpus
@@ -25,7 +24,7 @@ def main(corpus: Path, workers: int) -> None:
     result = prepare_corpus(PrepareParams(corpus_dir=str(corpus), workers=workers), EmbedderParams())
     seconds = time.perf_counter() - started
     m = result.metrics
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {workers} workers")
+    print(f"machine: {describe()}; {workers} workers")
     print(f"{corpus}: {m['files']} files, {size_mb:.1f} MB -> {m['documents']} documents, {m['chunks']} chunks")
     print(f"prepare: {seconds:.1f} s ({m['files'] / seconds:.0f} files/s, {size_mb / seconds:.1f} MB/s)")
 

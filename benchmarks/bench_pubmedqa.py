@@ -7,7 +7,6 @@ scores the questions of data/raw/eval/pubmedqa_dev.jsonl. Target (issue: generat
 500 questions under 5 minutes on 2 cores.
 """
 
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+from machine import describe
 
 from simrag.config import EmbedderParams, IndexParams, PrepareParams, load_params
 from simrag.evaluation import LABELS, load_questions
@@ -57,7 +57,7 @@ def main(base: Path, corpus: Path, questions: Path, n: int, context_tokens: int 
     predicted = [LABELS[i] for i in np.argmax(scores, axis=1)]
     accuracy = np.mean([p == q["label"] for p, q in zip(predicted, items, strict=True)])
     majority = max(np.mean([q["label"] == label for q in items]) for label in LABELS)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; context up to {budget} tokens")
+    print(f"machine: {describe()}, {torch.get_num_threads()} threads; context up to {budget} tokens")
     print(f"{len(items)} questions scored in {seconds:.0f} s ({seconds / len(items) * 1000:.0f} ms each)")
     print(
         f"accuracy {accuracy:.3f} (majority class {majority:.3f}); predicted: "

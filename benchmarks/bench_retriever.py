@@ -10,8 +10,6 @@ it), validation ranking off.
 Target (issue: retriever adaptation): 1,000 pairs in under 5 minutes on 2 CPU cores.
 """
 
-import os
-import platform
 import random
 import re
 import tempfile
@@ -19,6 +17,7 @@ import time
 from pathlib import Path
 
 import click
+from machine import describe
 
 from simrag.config import load_params
 from simrag.indexing import read_chunks
@@ -43,7 +42,7 @@ def main(chunks: Path, n_pairs: int) -> None:
     params = load_params()
     settings = params.retriever.model_copy(update={"hard_negatives": 1, "epochs": 1.0})
     pairs = make_pairs(read_chunks(chunks), n_pairs)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         figures = train_embedder(

@@ -6,13 +6,13 @@ Target (issue: foundation): p50 under 15 ms per query on 2 CPU cores.
 """
 
 import json
-import platform
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
+from machine import describe
 
 from simrag.retrieval import Retriever
 
@@ -35,7 +35,7 @@ def main(index_dir: Path, questions: Path, repeats: int, top_k: int) -> None:
             retriever.search(query)
             latencies.append((time.perf_counter() - started) * 1000)
     ms = np.array(latencies)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads; index: {len(retriever)} chunks")
+    print(f"machine: {describe()}, {torch.get_num_threads()} threads; index: {len(retriever)} chunks")
     print(f"load (embedder + index): {load_seconds:.1f} s")
     p50, p95 = np.percentile(ms, 50), np.percentile(ms, 95)
     print(f"{len(ms)} queries, top-{top_k}: p50 {p50:.1f} ms, p95 {p95:.1f} ms, mean {ms.mean():.1f} ms")

@@ -15,14 +15,13 @@ stages run (`make bench` does), with glibc told to keep freed memory for reuse:
 Both sides then run faster; without those variables, compare with the plain figure of a default run.
 """
 
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import click
 import torch
+from machine import describe
 
 from simrag.config import LoraParams, TrainParams
 from simrag.instructions import load_instructions
@@ -55,7 +54,7 @@ def plain_tokens_per_second(base: Path, steps: int) -> float:
 @click.option("--updates", type=int, default=4, help="optimizer updates of the simrag run")
 @click.option("--plain-steps", type=int, default=3)
 def main(base: Path, data: str, updates: int, plain_steps: int) -> None:
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"machine: {describe()}, torch {torch.__version__}")
     plain = plain_tokens_per_second(base, plain_steps)
     print(f"plain fp32 LoRA, 8x256 tokens: {plain:.1f} tokens/s", flush=True)
     conversations, _ = load_instructions([data], max_examples=0, seed=0)

@@ -1,0 +1,31 @@
+"""One line naming the CPU a benchmark ran on, so that every figure carries its machine.
+
+Speed on a CPU depends most on its matrix units: bf16 runs on AMX tiles (recent Intel Xeon),
+on AVX-512 bf16 dot products (e.g. AMD Zen 4), or is emulated; the same 2 cores differ ~2× between them.
+"""
+
+import os
+import platform
+from pathlib import Path
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "", set()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return fields.get("model name", ""), set(fields.get("flags", "").split())
+
+
+def describe() -> str:
+    """E.g. 'Intel(R) Xeon(R) Processor, x86_64, 2 cores, bf16 on AMX'."""
+    name, flags = _cpuinfo()
+    if "amx_bf16" in flags:
+        bf16 = "bf16 on AMX"
+    elif "avx512_bf16" in flags:
+        bf16 = "bf16 on AVX-512"
+    else:
+        bf16 = "no bf16 instructions" if flags else "bf16 support unknown"
+    return f"{name or platform.processor() or 'CPU'}, {platform.machine()}, {os.cpu_count()} cores, {bf16}"
