@@ -52,7 +52,7 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup  ## print speed figures of prepare, index, search, generation, merging and training (needs `make repro` first)
+bench: setup  ## print speed figures of prepare, index, search, generation, merging, PubMedQA scoring and training (needs `make repro` first)
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_index.py
 	$(PY) benchmarks/bench_search.py
@@ -60,6 +60,7 @@ bench: setup  ## print speed figures of prepare, index, search, generation, merg
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_merge.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_training.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_retriever.py
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_pubmedqa.py
 
 clean:  ## remove caches (not data, not .venv)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache

@@ -1,6 +1,6 @@
 """Batched RAG generation throughput of the generator, on real evaluation prompts.
 
-    python benchmarks/bench_generation.py [--base data/models/base] [--n 16] [--batch-sizes 1,8]
+    python benchmarks/bench_generation.py [--base data/models/base] [--n 32] [--batch-sizes 1,8,16]
 
 Target (issue: generator and evaluate): at least 50 generated tokens/s in aggregate with
 SmolLM2-135M on 2 CPU cores, batched.
@@ -25,8 +25,8 @@ from simrag.retrieval import Retriever
 @click.option("--base", type=click.Path(path_type=Path), default="data/models/base")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index")
 @click.option("--questions", type=click.Path(path_type=Path), default="data/raw/eval/devops_public.jsonl")
-@click.option("--n", type=int, default=16)
-@click.option("--batch-sizes", default="1,8")
+@click.option("--n", type=int, default=32)
+@click.option("--batch-sizes", default="1,8,16")
 def main(base: Path, index_dir: Path, questions: Path, n: int, batch_sizes: str) -> None:
     params = load_params()
     g = params.generation
