@@ -26,8 +26,7 @@ def main(chunks_path: Path, n: int, dtypes: str, batch_sizes: str) -> None:
     chunks = read_chunks(chunks_path)
     texts = [c["text"] for c in random.Random(0).sample(chunks, min(n, len(chunks)))]
     mean_tokens = sum(c["n_tokens"] for c in chunks) / len(chunks)
-    machine = describe()
-    print(f"machine: {machine}, {torch.get_num_threads()} threads, bf16 native: {cpu_supports_bf16()}")
+    print(f"machine: {describe()}, {torch.get_num_threads()} threads, bf16 native: {cpu_supports_bf16()}")
     print(f"{len(texts)} chunks sampled from {chunks_path} ({len(chunks)} chunks, mean {mean_tokens:.0f} tokens)")
     for dtype in dtypes.split(","):
         model = load_embedder("default", device="cpu", dtype=dtype)

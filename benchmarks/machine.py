@@ -1,7 +1,7 @@
 """One line naming the CPU a benchmark ran on, so that every figure carries its machine.
 
 Speed on a CPU depends most on its matrix units: bf16 runs on AMX tiles (recent Intel Xeon),
-on AVX-512 bf16 dot products (e.g. AMD Zen 4), or is emulated; the same 2 cores differ ~2× between them.
+on AVX-512 bf16 dot products (e.g. AMD Zen 4), or is emulated; the same 2 cores differ up to 3× between them.
 """
 
 import os
@@ -14,8 +14,9 @@ def _cpuinfo() -> tuple[str, set[str]]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "", set()
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    fields = {
+        key.strip(): value.strip() for key, value in (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    }
     return fields.get("model name", ""), set(fields.get("flags", "").split())
 
 
