@@ -188,7 +188,6 @@ def train_embedder(
     """Tune embedder `start` on `train`, save it to `out_dir` (a sentence-transformers folder) and return
     the run's figures, the held-out ranking before and after included."""
     import torch
-    from accelerate import PartialState
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
@@ -230,7 +229,9 @@ def train_embedder(
         data_seed=params.seed,
         dataloader_num_workers=0,
     )
-    main = PartialState().is_main_process  # one process, or one of several under `accelerate launch`
+    # set up by the arguments: one process, or one of several under `accelerate launch`; only the main one writes
+    state_of_run = args.distributed_state
+    main = state_of_run.is_main_process
     curves = LiveCurves(Path(plots_dir)) if main else None
 
     class Curves(TrainerCallback):
@@ -270,7 +271,7 @@ def train_embedder(
         with atomic_dir(Path(out_dir)) as tmp:
             model.save(str(tmp))
         shutil.rmtree(work, ignore_errors=True)
-    PartialState().wait_for_everyone()
+    state_of_run.wait_for_everyone()
     losses = [e["loss"] for e in history if "loss" in e]
     runtime = output.metrics.get("train_runtime", 0.0)
     return {

@@ -293,6 +293,11 @@ def _trainer_class() -> Any:
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             with self.accelerator.autocast():
                 loss = assistant_loss(model, inputs, num_items_in_batch)
+            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                # `num_items_in_batch` counts the labelled tokens of every process, while data-parallel
+                # training averages the processes' gradients: scaled by their number, as transformers
+                # does, the loss and its gradient are the token mean of the whole batch.
+                loss = loss * self.accelerator.num_processes
             return (loss, {"loss": loss}) if return_outputs else loss
 
     return AssistantLossTrainer
@@ -353,12 +358,9 @@ def train_adapter(
     `plots_dir` gets the curves (dvclive's TSV files and curves.png); `checkpoint_dir` holds the
     checkpoints while the run lasts, and is removed when it ends.
     """
-    from accelerate import PartialState
     from transformers import TrainerCallback, set_seed
 
     started = time.perf_counter()
-    state_of_run = PartialState()  # one process, or one of several under `accelerate launch`
-    main = state_of_run.is_main_process
     set_seed(setup.train.seed)
     model, tokenizer, facts = load_trainable(Path(base_dir), setup, init_adapter)
     train_rows, train_counts = encode_all(train_set, tokenizer, setup.train.max_len)
@@ -377,6 +379,11 @@ def train_adapter(
         train_rows,
         val_rows,
     )
+    args = _training_arguments(setup, facts, Path(checkpoint_dir), evaluate=bool(val_rows))
+    # The arguments set up the processes (one, or several under `accelerate launch`/torchrun, over gloo
+    # on a CPU); only then does the state tell which process is the main one. Only it writes.
+    state_of_run = args.distributed_state
+    main = state_of_run.is_main_process
     if main:
         resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume)
     state_of_run.wait_for_everyone()
@@ -403,7 +410,7 @@ def train_adapter(
 
     trainer = _trainer_class()(
         model=model,
-        args=_training_arguments(setup, facts, Path(checkpoint_dir), evaluate=bool(val_rows)),
+        args=args,
         train_dataset=train_rows,
         eval_dataset=val_rows or None,
         data_collator=PadCollator(tokenizer.pad_token_id),

@@ -26,35 +26,81 @@ def test_dvc_training_stages_take_their_launcher_from_params() -> None:
         assert "${launch.train} stages/" in cmd, name
 
 
-def test_train_stage1_runs_as_two_data_parallel_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> None:
-    data = tmp_path / "alpaca.json"
+def _train_stage1(
+    model_dir: Path, tmp_path: Path, processes: int, batch_size: int, grad_accum: int, port: int
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run stages/train_stage1.py in `processes` processes (torchrun over gloo, as `accelerate launch
+    --multi_gpu` runs it on GPUs) in a folder of its own; the other ranks may write nothing there."""
+    work = tmp_path / f"p{processes}"
+    work.mkdir()
+    data = work / "alpaca.json"
     data.write_text(
         json.dumps([{"instruction": c.user, "input": "", "output": c.assistant} for c in CONVERSATIONS * 3])
     )
     params = {
-        "model": {"device": "cpu"},
-        "train": {"batch_size": 2, "max_steps": 2, "eval_steps": 1, "max_len": 128},
+        # fp32 and no dropout: the same updates in one process or two, up to the order of the sums
+        "model": {"device": "cpu", "dtype": "fp32"},
+        "lora": {"dropout": 0.0},
+        "train": {
+            "batch_size": batch_size,
+            "grad_accum": grad_accum,
+            "max_steps": 2,
+            "eval_steps": 1,
+            "max_len": 128,
+            "learning_rate": 1e-3,
+            "warmup_ratio": 0.0,
+        },
         "stage1": {"data": [str(data)], "val_size": 2},
     }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    out, metrics = tmp_path / "stage1", tmp_path / "train_stage1.json"
-    # torchrun: what `accelerate launch --multi_gpu` runs on GPUs; on a CPU the processes talk over gloo.
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    args = ["--base", str(tiny_model_dir), "--out", str(out), "--checkpoints", str(tmp_path / "ckpt")]
-    args += ["--plots", str(tmp_path / "plots"), "--metrics", str(metrics)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    outputs = {name: work / name for name in ("stage1", "ckpt", "plots", "metrics")}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    launch += ["--master_port", str(port)]
+    args = ["--base", str(model_dir), "--out", str(outputs["stage1"]), "--checkpoints", str(outputs["ckpt"])]
+    args += ["--plots", str(outputs["plots"]), "--metrics", str(outputs["metrics"] / "train_stage1.json")]
+    guard = os.pathsep.join(str(path) for path in outputs.values())
+    pythonpath = os.pathsep.join([str(ROOT / "tests" / "rank_guard"), str(ROOT)])
+    env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", "SIMRAG_RANK_GUARD": guard}
     proc = subprocess.run(
         [*launch, str(ROOT / "stages" / "train_stage1.py"), *args],
-        cwd=tmp_path,
+        cwd=work,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    other_ranks = "\n".join(line for line in proc.stderr.splitlines() if line.startswith("[rank1]"))
+    assert proc.returncode == 0, proc.stderr[-3000:] + "\n" + other_ranks[-3000:]
+    return work, proc
+
+
+def _curve(work: Path, name: str) -> list[float]:
+    rows = (work / "plots" / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()[1:]
+    return [float(row.split("\t")[1]) for row in rows]
+
+
+def test_rank_guard_refuses_writes_from_another_rank(tmp_path: Path) -> None:
+    """The guard the two-process test relies on: a write by rank 1 under a guarded folder fails."""
+    script = "import os; os.makedirs('out', exist_ok=True); open('out/x.json', 'w').write('{}')"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "rank_guard"), "SIMRAG_RANK_GUARD": str(tmp_path)}
+    main = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**env, "RANK": "0"})
+    assert main.returncode == 0 and (tmp_path / "out" / "x.json").is_file()
+    other = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env={**env, "RANK": "1"}, capture_output=True, text=True
+    )
+    assert other.returncode != 0 and "only the main process writes" in other.stderr
+
+
+def test_train_stage1_on_two_processes_matches_one_process(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # Two processes of batch 2 against one process of batch 2 with 2 accumulation steps: the same 4
+    # examples in each update, so the same loss and gradient norm. Only rank 0 writes (the guard fails any
+    # write by rank 1 under the stage's outputs).
+    two, proc = _train_stage1(tiny_model_dir, tmp_path, processes=2, batch_size=2, grad_accum=1, port=29517)
+    one, _ = _train_stage1(tiny_model_dir, tmp_path, processes=1, batch_size=2, grad_accum=2, port=29518)
     assert proc.stderr.count("train_stage1: start") == 2  # two processes ran the stage
-    figures = read_json(metrics)
-    # Two processes of batch 2 each: 2 updates see 8 examples (4 per process).
+    figures = read_json(two / "metrics" / "train_stage1.json")
     assert figures["steps"] == 2 and figures["examples"]["train"] == 10
-    assert (out / "adapter_config.json").is_file() and (tmp_path / "plots" / "curves.png").is_file()
-    assert not (tmp_path / "ckpt").exists()  # removed once, by the main process
+    assert (two / "stage1" / "adapter_config.json").is_file() and (two / "plots" / "curves.png").is_file()
+    assert not (two / "ckpt").exists()  # removed once, by the main process
+    for curve in ("loss", "grad_norm", "val_loss"):
+        assert _curve(two, curve) == pytest.approx(_curve(one, curve), rel=1e-4), curve
