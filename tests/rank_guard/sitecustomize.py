@@ -55,9 +55,11 @@ if _GUARDED and os.environ.get("RANK", "0") != "0":
         original = getattr(os, name)
 
         def guarded(path, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if what == "create" and isinstance(path, (str, os.PathLike)):
-                if os.path.isdir(path) or os.path.basename(os.fspath(path)).startswith("checkpoint-"):
-                    return original(path, *args, **kwargs)  # an existing folder, or the one for its RNG state
+            folder = isinstance(path, (str, os.PathLike)) and (
+                os.path.isdir(path) or os.path.basename(os.fspath(path)).startswith("checkpoint-")
+            )
+            if what == "create" and folder:
+                return original(path, *args, **kwargs)  # an existing folder, or the one for its RNG state
             if _inside(path):
                 _refuse(what, path)
             return original(path, *args, **kwargs)
