@@ -141,8 +141,10 @@ class Stage1Params(Block):
 class Stage2Params(Block):
     """One SimRAG self-improvement round; `rounds.<name>` may override any key for its round."""
 
-    recipe: Literal["simrag", "paper"] = "simrag"
-    max_chunks: int = Field(200, ge=1)
+    recipe: Literal["extractive", "simrag", "paper"] = "extractive"
+    target_pairs: int = Field(300, ge=0)  # chunks are drawn until this many pairs are kept; 0: all of max_chunks
+    chunk_batch: int = Field(100, ge=1)  # chunks written about between two looks at the kept count
+    max_chunks: int = Field(1200, ge=1)
     min_chunk_tokens: int = Field(100, ge=1)
     source_weights: dict[str, float] = Field(default_factory=dict)  # empty: sources as often as in the corpus
     answers_per_chunk: int = Field(2, ge=1, le=10)
@@ -157,7 +159,16 @@ class Stage2Params(Block):
     max_context_tokens: int = Field(384, ge=0, le=32768)
     val_size: int = Field(16, ge=0)
     epochs: float = Field(1.0, gt=0.0, le=100.0)
+    # the round's training, where it differs from the `train` block (None: as there)
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0)
+    batch_size: int | None = Field(None, ge=1, le=1024)
+    grad_accum: int | None = Field(None, ge=1, le=1024)
     seed: int = 0
+
+    def train_params(self, train: TrainParams) -> TrainParams:
+        """The `train` block with this round's own learning rate and batch where it sets them."""
+        own = {"learning_rate": self.learning_rate, "batch_size": self.batch_size, "grad_accum": self.grad_accum}
+        return train.model_copy(update={k: v for k, v in own.items() if v is not None})
 
     @model_validator(mode="after")
     def _weights_positive(self) -> Stage2Params:
@@ -202,17 +213,27 @@ class EvaluateParams(Block):
         },
         min_length=1,
     )
+    # name -> sets reported together as one, e.g. {devops: [devops_public, devops_dev]}
+    pooled: dict[str, list[str]] = Field(default_factory=dict)
     max_questions: int = Field(0, ge=0)
     bootstrap_samples: int = Field(2000, ge=100, le=100_000)
+    correction: Literal["holm", "bh", "none"] = "holm"  # across the report's paired tests
+    timing_questions: int = Field(10, ge=0)  # per-query time at batch 1, models interleaved; 0: not measured
     seed: int = 0
 
     @model_validator(mode="after")
     def _baseline_first(self) -> EvaluateParams:
         if next(iter(self.models)) != "baseline":
             raise ValueError("the first entry of models must be `baseline`: every model is compared with it")
-        for name in (*self.models, *self.sets):
+        for name in (*self.models, *self.sets, *self.pooled):
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"name {name!r} may hold only letters, digits, '_' and '-' (it names files)")
+        for name, members in self.pooled.items():
+            if name in self.sets:
+                raise ValueError(f"pooled.{name}: the name of a pooled set must differ from every set's")
+            unknown = [m for m in members if m not in self.sets]
+            if unknown or len(members) < 2:
+                raise ValueError(f"pooled.{name}: needs two or more sets of `sets` (unknown: {unknown or 'none'})")
         return self
 
 

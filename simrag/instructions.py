@@ -123,3 +123,16 @@ def split_validation(items: list[Any], val_size: int) -> tuple[list[Any], list[A
     if held_out < val_size:
         log.warning("validation slice cut from %d to %d examples: only %d in all", val_size, held_out, len(items))
     return items[held_out:], items[:held_out]
+
+
+def stage1_replay(
+    sources: list[str], max_examples: int, val_size: int, split_seed: int, n: int, seed: int
+) -> list[Conversation]:
+    """`n` conversations drawn with `seed` from Stage 1's training split: the same records, shuffle
+    (`split_seed`, Stage 1's train.seed) and validation cut as Stage 1, so that none of its held-out
+    validation examples is ever trained on."""
+    if n <= 0:
+        return []
+    conversations, _ = load_instructions(sources, max_examples, split_seed)
+    train, _ = split_validation(conversations, val_size)
+    return random.Random(seed).sample(train, min(n, len(train)))

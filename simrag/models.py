@@ -176,11 +176,15 @@ def load_generator(
     load_in_4bit: str = "auto",
     name: str = "",
 ) -> Generator:
-    """The base model in `model_dir`, with the LoRA adapter in `adapter_dir` merged in, ready to generate.
+    """The base model in `model_dir` with the LoRA adapter in `adapter_dir`, ready to generate.
 
-    On CUDA the base is loaded in 4-bit NF4 (load_in_4bit auto/true); on a CPU, never: bitsandbytes'
-    CPU path is slow and, here, unreliable.
+    The adapter is merged in float32 and the merged weights cast to `dtype` afterwards: merged in bf16, a
+    small update would be rounded twice (base and product), and partly lost. On CUDA the base is loaded
+    in 4-bit NF4 (load_in_4bit auto/true) and the adapter is then kept unmerged, as QLoRA trained it:
+    merged weights would have to be quantised again, which rounds the update away. On a CPU, never 4-bit:
+    bitsandbytes' CPU path is slow and, here, unreliable.
     """
+    import torch
     from transformers import AutoModelForCausalLM
 
     model_dir = Path(model_dir)
@@ -190,12 +194,15 @@ def load_generator(
     quantize = device == "cuda" and load_in_4bit in ("auto", "true")
     if load_in_4bit == "true" and device != "cuda":
         log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    merge = adapter_dir is not None and not quantize
+    kwargs: dict[str, Any] = {"dtype": torch.float32 if merge else torch_dtype}
     if quantize:
         kwargs.update(quantization_config=quantization_config(torch_dtype), device_map={"": 0})
     model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=False, **kwargs)
-    if adapter_dir is not None:
-        model = merge_adapter(model, Path(adapter_dir))
+    if adapter_dir is not None and quantize:
+        model = attach_adapter(model, Path(adapter_dir))
+    elif adapter_dir is not None:
+        model = merge_adapter(model, Path(adapter_dir)).to(torch_dtype)
     if not quantize:
         model = model.to(device)
     if device == "cpu" and model.config._attn_implementation == "sdpa":
@@ -208,17 +215,30 @@ def load_generator(
         device,
         str(torch_dtype).removeprefix("torch."),
         ", 4-bit NF4" if quantize else "",
-        f" + adapter {adapter_dir} merged" if adapter_dir else "",
+        f" + adapter {adapter_dir} {'unmerged' if quantize else 'merged in float32'}" if adapter_dir else "",
     )
     return Generator(model, tokenizer, device, name or str(model_dir))
 
 
-def merge_adapter(model: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
-    """Fold a LoRA adapter into the base weights: no adapter overhead at inference time."""
-    from peft import PeftModel
-
+def _check_adapter(adapter_dir: Path) -> None:
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"no LoRA adapter at {adapter_dir} (adapter_config.json is missing)")
+
+
+def attach_adapter(model: PreTrainedModel, adapter_dir: Path) -> Any:
+    """The LoRA adapter on top of the (4-bit) base, unmerged: each projection adds its low-rank update."""
+    from peft import PeftModel
+
+    _check_adapter(adapter_dir)
+    return PeftModel.from_pretrained(model, str(adapter_dir))
+
+
+def merge_adapter(model: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
+    """Fold a LoRA adapter into the base weights, in the base's dtype (load it in float32 to lose
+    nothing): no adapter overhead at inference time."""
+    from peft import PeftModel
+
+    _check_adapter(adapter_dir)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     # PEFT leaves the weights frozen (requires_grad=False); frozen, they generate ~6% slower on a CPU
     # than the same weights as loaded (benchmarks/bench_merge.py), though no gradient is ever taken.

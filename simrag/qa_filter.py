@@ -4,9 +4,11 @@ of `generate_qa` and its tests."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
+from simrag.answer_spans import content_words
 from simrag.metrics import normalize_answer, words
 
 
@@ -64,3 +66,57 @@ def similarity(a: str, b: str) -> float:
 
 def is_near_duplicate(question: str, kept: Sequence[str], threshold: float) -> bool:
     return any(similarity(question, other) >= threshold for other in kept)
+
+
+# --- answers that teach nothing -------------------------------------------------------------------
+
+# Questions that ask for one thing by name: a short answer (a flag, a command, a number) is a real answer.
+_ASKS_FOR_A_NAME = re.compile(
+    r"^\s*(?:which|who|when|where|how (?:many|much|long|often)|what (?:is|are) the (?:name|default|value|"
+    r"port|version|command|flag|option|file|path|method|function|class|module|keyword|variable|type|format|"
+    r"key|setting|status|exit code)s?\b|what (?:command|flag|option|file|port|method|function|class|module|"
+    r"keyword|variable|type|setting|value|version|tool)s?\b)",
+    re.IGNORECASE,
+)
+# Answers that look like a literal: code, an option, a path, a number, a version.
+_LITERAL = re.compile(r"[`_/=\\<>{}()\[\]$@]|^-{1,2}\w|\d|\w\.\w|[a-z][A-Z]")
+
+
+def answer_in_question(answer: str, question: str) -> bool:
+    """The question gives its answer away: the normalised answer occurs in it, or at least half of the
+    answer's content words do (e.g. "What is the asyncio module?" -> "asyncio")."""
+    ans, q = normalize_answer(answer), normalize_answer(question)
+    if ans and any(q[i : i + len(ans)] == ans for i in range(len(q) - len(ans) + 1)):
+        return True
+    answer_words = set(content_words(answer))
+    if not answer_words:
+        return False
+    return len(answer_words & set(content_words(question))) >= len(answer_words) / 2
+
+
+def heading_answer(answer: str, question: str, chunk: str) -> bool:
+    """The answer is a heading or a label rather than an answer.
+
+    - it ends with ":" (a lead-in: "To delete a project, do the following:");
+    - it is a whole line of the chunk marked as a heading ("## Clean-up"), or a short line standing alone
+      in Title Case;
+    - or it has fewer than two content words, unless it is a literal (a flag, a command, a path, a number,
+      a name in code) or the question asks for one thing by name ("Which command ...?", "How many ...?").
+    """
+    text = answer.strip().strip("\"'").strip()
+    if not text:
+        return True
+    if text.endswith(":"):
+        return True
+    bare = text.rstrip(".").strip().lower()
+    for line in chunk.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") and stripped.lstrip("#").strip().rstrip(".").lower() == bare:
+            return True
+    n_content = len(content_words(text))
+    title_case = len(text.split()) <= 6 and not text.endswith(".") and all(w[0].isupper() for w in text.split())
+    if title_case and not _LITERAL.search(text) and not _ASKS_FOR_A_NAME.search(question):
+        return True
+    if n_content >= 2:
+        return False
+    return not (_LITERAL.search(text) or _ASKS_FOR_A_NAME.search(question))

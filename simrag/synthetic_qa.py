@@ -1,7 +1,10 @@
 """Stage 2's data: the current model writes QA pairs from corpus chunks, and retrieval decides which to keep.
 
-Two recipes (`stage2.recipe`):
+Three recipes (`stage2.recipe`):
 
+- `extractive` (the default): answer sentences are picked from the chunk's prose by rule
+  (`simrag.answer_spans`), and the model writes a question for each, given the chunk: grounded answers
+  that a 135M model could not extract itself;
 - `simrag` (SimRAG's own): the model lists short answers found in a chunk, then writes a question for
   each answer given the chunk;
 - `paper` (the reproduction paper's): the model writes questions about a chunk, then answers each one
@@ -9,9 +12,10 @@ Two recipes (`stage2.recipe`):
 
 Every candidate gets a verdict: the first check it fails, or `kept`. In order: `empty`, `truncated`,
 `repetitive`, `copies_chunk` (the question is mostly a verbatim run of the chunk), `answer_not_in_chunk`,
-`duplicate` (a near-copy of a question already kept), `not_retrieved` (no retrieved chunk holds the
-answer), `low_context_score` (the chunk that holds it scores under `min_context_score`). The last two
-are the round trip: a pair is kept only if retrieval with its question finds its answer.
+`answer_in_question` (the question gives the answer away), `heading_answer` (the answer is a heading or
+label, not an answer), `duplicate` (a near-copy of a question already kept), `not_retrieved` (no retrieved
+chunk holds the answer), `low_context_score` (the chunk that holds it scores under `min_context_score`).
+The last two are the round trip: a pair is kept only if retrieval with its question finds its answer.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from simrag.answer_spans import answer_spans
 from simrag.config import Stage2Params
 from simrag.errors import DataError
 from simrag.generation import generate
@@ -36,7 +41,14 @@ from simrag.jsonio import read_jsonl
 from simrag.metrics import words
 from simrag.models import Generator
 from simrag.prompting import fit_context, fit_passages, rag_messages, render
-from simrag.qa_filter import answer_match, copy_share, is_near_duplicate, is_repetitive
+from simrag.qa_filter import (
+    answer_in_question,
+    answer_match,
+    copy_share,
+    heading_answer,
+    is_near_duplicate,
+    is_repetitive,
+)
 from simrag.retrieval import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,8 @@ REASONS = (
     "repetitive",
     "copies_chunk",
     "answer_not_in_chunk",
+    "answer_in_question",
+    "heading_answer",
     "duplicate",
     "not_retrieved",
     "low_context_score",
@@ -217,6 +231,27 @@ def simrag_candidates(
     return candidates
 
 
+def extractive_candidates(writer: Writer, chunks: list[dict[str, Any]], n_answers: int) -> list[Candidate]:
+    """The extractive recipe: up to `n_answers` answer sentences taken from each chunk, a question written by
+    the model for each. A chunk with no usable sentence gives one empty candidate."""
+    candidates: list[Candidate] = []
+    for chunk in chunks:
+        spans = answer_spans(chunk["text"], n_answers)
+        candidates.extend(Candidate(chunk, answer=span) for span in spans)
+        if not spans:
+            candidates.append(Candidate(chunk))
+    asking = [c for c in candidates if c.answer]
+    questions = writer.ask(
+        [QUESTION_PROMPT.format(chunk=c.chunk["text"], answer=c.answer) for c in asking],
+        writer.max_new_tokens,
+        QUESTION_START,
+    )
+    for candidate, (reply, cut) in zip(asking, questions, strict=True):
+        candidate.question = parse_question(reply)
+        candidate.truncated = cut and not candidate.question
+    return candidates
+
+
 def paper_candidates(
     writer: Writer, retriever: Retriever, chunks: list[dict[str, Any]], n_questions: int
 ) -> list[Candidate]:
@@ -246,9 +281,15 @@ def paper_candidates(
 # --- the filter -----------------------------------------------------------------------------------
 
 
-def judge(candidates: list[Candidate], retriever: Retriever, settings: Stage2Params) -> Counter:
-    """Give every candidate its verdict (see the module's docstring); returns the count per verdict."""
-    kept_questions: list[str] = []
+def judge(
+    candidates: list[Candidate],
+    retriever: Retriever,
+    settings: Stage2Params,
+    kept_questions: list[str] | None = None,
+) -> Counter:
+    """Give every candidate its verdict (see the module's docstring); returns the count per verdict.
+    `kept_questions`: the questions kept so far in this round (extended here), for the duplicate check."""
+    kept_questions = [] if kept_questions is None else kept_questions
     need_search = [c for c in candidates if c.question and c.answer and not c.retrieved]
     for candidate, hits in zip(need_search, retriever.search_many([c.question for c in need_search]), strict=True):
         candidate.retrieved = hits
@@ -281,6 +322,10 @@ def _verdict(c: Candidate, settings: Stage2Params, kept_questions: list[str]) ->
         return "copies_chunk"
     if c.checks["answer_in_chunk"] < settings.min_answer_f1:
         return "answer_not_in_chunk"
+    if answer_in_question(c.answer, c.question):
+        return "answer_in_question"
+    if heading_answer(c.answer, c.question, c.chunk["text"]):
+        return "heading_answer"
     if is_near_duplicate(c.question, kept_questions, settings.max_duplicate_similarity):
         return "duplicate"
     if not c.checks["answer_retrieved"]:
@@ -288,6 +333,32 @@ def _verdict(c: Candidate, settings: Stage2Params, kept_questions: list[str]) ->
     if c.checks["context_score"] < settings.min_context_score:
         return "low_context_score"
     return "kept"
+
+
+def write_round(
+    writer: Writer, retriever: Retriever, chunks: list[dict[str, Any]], settings: Stage2Params
+) -> tuple[list[Candidate], Counter, list[dict[str, Any]]]:
+    """Candidates from `chunks`, `chunk_batch` chunks at a time, until `target_pairs` are kept (or the
+    chunks run out). Returns every candidate with its verdict, the count per verdict, and the chunks used."""
+    candidates: list[Candidate] = []
+    verdicts: Counter = Counter()
+    kept_questions: list[str] = []
+    used: list[dict[str, Any]] = []
+    for start in range(0, len(chunks), settings.chunk_batch):
+        batch = chunks[start : start + settings.chunk_batch]
+        if settings.recipe == "extractive":
+            found = extractive_candidates(writer, batch, settings.answers_per_chunk)
+        elif settings.recipe == "simrag":
+            found = simrag_candidates(writer, batch, settings.answers_per_chunk, settings.min_answer_f1)
+        else:
+            found = paper_candidates(writer, retriever, batch, settings.questions_per_chunk)
+        verdicts += judge(found, retriever, settings, kept_questions)
+        candidates += found
+        used += batch
+        log.info("%d chunks: %d of %d candidates kept", len(used), verdicts["kept"], len(candidates))
+        if settings.target_pairs and verdicts["kept"] >= settings.target_pairs:
+            break
+    return candidates, verdicts, used
 
 
 # --- records and figures --------------------------------------------------------------------------
@@ -342,19 +413,22 @@ def _mean(values: Sequence[float]) -> float:
     return round(float(np.mean(values)), 4) if values else 0.0
 
 
-def samples_markdown(candidates: list[Candidate], round_name: str, n_kept: int = 12, n_rejected: int = 8) -> str:
-    """A few kept and rejected pairs, for a person to judge."""
+def samples_markdown(candidates: list[Candidate], round_name: str, n_kept: int = 20, n_per_reason: int = 4) -> str:
+    """A random sample of the kept pairs, and of the rejected ones for every reason, for a person to judge."""
     rng = random.Random(round_name)
     kept = [c for c in candidates if c.verdict == "kept"]
-    rejected = [c for c in candidates if c.verdict != "kept" and c.question]
     lines = [f"# Synthetic QA samples, round {round_name}", ""]
-    lines.append(f"{len(kept)} of {len(candidates)} candidates kept. A random sample of each kind:")
-    for title, group, n in (("Kept", kept, n_kept), ("Rejected", rejected, n_rejected)):
+    lines.append(f"{len(kept)} of {len(candidates)} candidates kept. A random sample of each verdict:")
+    groups = [("Kept", kept, n_kept)]
+    for reason in REASONS:
+        group = [c for c in candidates if c.verdict == reason and (c.question or c.answer)]
+        groups.append((f"Rejected: {reason} ({sum(c.verdict == reason for c in candidates)})", group, n_per_reason))
+    for title, group, n in groups:
         lines += ["", f"## {title}", ""]
         for c in rng.sample(group, min(n, len(group))):
             score = c.checks.get("context_score", 0.0)
-            lines.append(f"- **Q:** {_one_line(c.question)}  ")
-            lines.append(f"  **A:** {_one_line(c.answer)}  ")
+            lines.append(f"- **Q:** {_one_line(c.question) or '(none)'}  ")
+            lines.append(f"  **A:** {_one_line(c.answer) or '(none)'}  ")
             lines.append(f"  *{c.verdict}; context score {score:.3f}; chunk `{c.chunk['id']}`*")
         if not group:
             lines.append("(none)")

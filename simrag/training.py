@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import resource
 import shutil
@@ -303,11 +304,28 @@ def _trainer_class() -> Any:
     return AssistantLossTrainer
 
 
-def _training_arguments(setup: TrainSetup, facts: dict[str, Any], checkpoint_dir: Path, evaluate: bool) -> Any:
+def planned_updates(n_examples: int, train: TrainParams, epochs: float, processes: int = 1) -> int:
+    """Optimizer updates a run will make, as the Trainer counts them."""
+    if train.max_steps:
+        return train.max_steps
+    batches = math.ceil(math.ceil(n_examples / processes) / train.batch_size)
+    return max(1, math.ceil(epochs * max(1, batches // train.grad_accum)))
+
+
+def warmup_updates(n_examples: int, train: TrainParams, epochs: float, processes: int = 1) -> int:
+    """Updates with a rising learning rate: warmup_ratio of the run, rounded down, so that a short run has
+    none (the first warmup update is taken at learning rate 0)."""
+    return int(train.warmup_ratio * planned_updates(n_examples, train, epochs, processes))
+
+
+def _training_arguments(
+    setup: TrainSetup, facts: dict[str, Any], checkpoint_dir: Path, evaluate: bool, n_examples: int
+) -> Any:
     import torch
     from transformers import TrainingArguments
 
     t = setup.train
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
     mixed = facts["compute_dtype"] if facts["compute_dtype"] != torch.float32 else None
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
@@ -318,7 +336,7 @@ def _training_arguments(setup: TrainSetup, facts: dict[str, Any], checkpoint_dir
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,
+        warmup_steps=warmup_updates(n_examples, t, setup.epochs, processes),
         lr_scheduler_type=t.scheduler,
         optim="adamw_torch",
         bf16=mixed == torch.bfloat16,
@@ -379,7 +397,7 @@ def train_adapter(
         train_rows,
         val_rows,
     )
-    args = _training_arguments(setup, facts, Path(checkpoint_dir), evaluate=bool(val_rows))
+    args = _training_arguments(setup, facts, Path(checkpoint_dir), bool(val_rows), len(train_rows))
     # The arguments set up the processes (one, or several under `accelerate launch`/torchrun, over gloo
     # on a CPU); only then does the state tell which process is the main one. Only it writes.
     state_of_run = args.distributed_state

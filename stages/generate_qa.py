@@ -18,12 +18,10 @@ from simrag.stage import stage
 from simrag.synthetic_qa import (
     Writer,
     figures,
-    judge,
-    paper_candidates,
     sample_chunks,
     samples_markdown,
-    simrag_candidates,
     to_record,
+    write_round,
 )
 
 
@@ -64,23 +62,20 @@ def main(
         batch_size=params.generation.batch_size,
         max_context_tokens=params.generation.max_context_tokens,
     )
-    if settings.recipe == "simrag":
-        candidates = simrag_candidates(writer, picked, settings.answers_per_chunk, settings.min_answer_f1)
-    else:
-        candidates = paper_candidates(writer, retriever, picked, settings.questions_per_chunk)
-    verdicts = judge(candidates, retriever, settings)
+    candidates, verdicts, used = write_round(writer, retriever, picked, settings)
     summary = {
         "round": round_name,
         "from": start_from,
         "recipe": settings.recipe,
-        **figures(candidates, verdicts, writer, picked),
+        "target_pairs": settings.target_pairs,
+        **figures(candidates, verdicts, writer, used),
     }
     write_jsonl(out / f"{round_name}.jsonl", (to_record(c, round_name) for c in candidates))
     with atomic_open(samples_dir / f"qa_samples_{round_name}.md") as f:
         f.write(samples_markdown(candidates, round_name))
     write_json(metrics_dir / f"{round_name}.json", summary)
     return (
-        f"{summary['kept']} of {summary['candidates']} pairs kept from {len(picked)} chunks, "
+        f"{summary['kept']} of {summary['candidates']} pairs kept from {len(used)} chunks, "
         f"{summary['tokens_per_second']} tokens/s"
     )
 

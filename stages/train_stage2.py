@@ -11,7 +11,7 @@ import click
 
 from simrag.config import load_params
 from simrag.errors import DataError
-from simrag.instructions import load_instructions, split_validation
+from simrag.instructions import split_validation, stage1_replay
 from simrag.jsonio import write_json
 from simrag.models import load_tokenizer
 from simrag.stage import is_main_process, stage
@@ -53,13 +53,14 @@ def main(
     pairs = qa_conversations(kept, load_tokenizer(base), settings.max_context_tokens)
     random.Random(f"{settings.seed}:{round_name}").shuffle(pairs)
     train_pairs, val_pairs = split_validation(pairs, settings.val_size)
+    s1 = params.stage1
     n_replay = round(settings.replay_share * len(train_pairs))
-    replay = load_instructions(params.stage1.data, n_replay, settings.seed)[0] if n_replay else []
+    replay = stage1_replay(s1.data, s1.max_examples, s1.val_size, params.train.seed, n_replay, settings.seed)
     train_set = train_pairs + replay
     random.Random(settings.seed).shuffle(train_set)
     setup = TrainSetup(
         lora=params.lora,
-        train=params.train,
+        train=settings.train_params(params.train),
         epochs=settings.epochs,
         device=params.model.device,
         dtype=params.model.dtype,

@@ -48,6 +48,28 @@ def test_merged_adapter_gives_the_adapter_logits(tiny_model_dir, tiny_adapter_di
     assert all(p.requires_grad for p in merged.model.parameters())
 
 
+def test_adapter_merged_in_float32_survives_the_cast_to_bf16(tiny_model_dir, tiny_adapter_dir):
+    """A bf16 evaluation merges in float32 and casts after: its logits are the unmerged float32 model's to
+    bf16 tolerance, and not the base's."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[1, 520, 2143, 314, 4459, 2]])
+    merged = load_generator(tiny_model_dir, tiny_adapter_dir, device="cpu", dtype="bf16")
+    base = load_generator(tiny_model_dir, device="cpu", dtype="bf16")
+    unmerged = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), tiny_adapter_dir
+    ).eval()
+    assert next(merged.model.parameters()).dtype == torch.bfloat16
+    with torch.inference_mode():
+        want = unmerged(ids).logits
+        got = merged.model(ids).logits.float()
+        plain = base.model(ids).logits.float()
+    tolerance = 2**-7 * want.abs().max()  # bf16 keeps 8 significant bits
+    assert (got - want).abs().max() <= 4 * tolerance
+    assert (plain - want).abs().max() > 10 * tolerance  # the update is still there after the cast
+
+
 def test_missing_model_or_adapter_is_a_clear_error(tmp_path, tiny_model_dir):
     with pytest.raises(ModelNotFoundError, match="run `dvc repro base_model`"):
         load_generator(tmp_path / "nothing", device="cpu")

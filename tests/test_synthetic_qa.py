@@ -13,7 +13,15 @@ from click.testing import CliRunner
 from simrag.config import Stage2Params, parse_params
 from simrag.errors import ConfigError
 from simrag.jsonio import read_json, read_jsonl, write_jsonl
-from simrag.qa_filter import answer_match, copy_share, is_repetitive, similarity
+from simrag.answer_spans import answer_spans
+from simrag.qa_filter import (
+    answer_in_question,
+    answer_match,
+    copy_share,
+    heading_answer,
+    is_repetitive,
+    similarity,
+)
 from simrag.retrieval import Retriever
 from simrag.synthetic_qa import Candidate, judge, parse_lines, parse_question, qa_conversations, sample_chunks
 from tests.conftest import ROOT, TOPICS
@@ -77,16 +85,24 @@ def _chunk(retriever: Retriever, topic: str) -> dict:
 
 def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever) -> None:
     docker, cron = _chunk(retriever, "docker-layers"), _chunk(retriever, "cron-schedules")
-    good = Candidate(docker, question="How does the Docker build cache reuse image layers?", answer="unchanged layers")
+    answer = "reuses unchanged layers"
+    good = Candidate(docker, question="How does the Docker build cache reuse image layers?", answer=answer)
+    guide = {"id": "guide#0", "text": "## Clean-up\n\nTo delete a project, do the following:\n\n1. Open the console."}
     planted = [
         good,
-        Candidate(docker, question="How does Docker reuse layers when it rebuilds?", answer="unchanged layers"),
+        Candidate(docker, question="How does Docker speed up rebuilding an image?", answer=answer),
         # answer in its chunk, but the question retrieves cron schedules: the round trip fails
-        Candidate(docker, question="What are the five fields of a cron schedule?", answer="unchanged layers"),
+        Candidate(docker, question="What are the five fields of a cron schedule?", answer=answer),
         Candidate(docker, question="What does Docker reuse?", answer="Kubernetes operators"),  # not in the chunk
         Candidate(cron, question=cron["text"].split(",")[0] + "?", answer="minute"),  # copies the chunk
         Candidate(docker, question="What what what what what what is it?", answer="layers"),  # degenerate
-        Candidate(docker, question="How does the Docker build cache reuse layers?", answer="unchanged layers"),
+        # the question gives its answer away: half of the answer's content words are in it
+        Candidate(docker, question="What are Docker images built from?", answer="Docker images are built from layers"),
+        Candidate(
+            guide, question="What comes first when removing resources?", answer="To delete a project, do the following:"
+        ),
+        Candidate(guide, question="What should I read about removing resources?", answer="Clean-up"),  # a heading
+        Candidate(docker, question="How does the Docker build cache reuse layers?", answer=answer),
         Candidate(docker, truncated=True),
         Candidate(docker),
     ]
@@ -98,6 +114,9 @@ def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever
         "answer_not_in_chunk",
         "copies_chunk",
         "repetitive",
+        "answer_in_question",
+        "heading_answer",
+        "heading_answer",
         "duplicate",
         "truncated",
         "empty",
@@ -108,6 +127,62 @@ def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever
     strict = Candidate(docker, question=good.question, answer=good.answer)
     judge([strict], retriever, Stage2Params(min_context_score=min(1.0, good.checks["context_score"] + 0.01)))
     assert strict.verdict == "low_context_score"
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "gives_away"),
+    [
+        ("asyncio", "What is the asyncio module?", True),  # the answer occurs in the question
+        ("Create the GKE cluster", "How can I create a private GKE cluster?", True),  # 3 of 3 content words
+        ("the venv module", "Which tool makes virtual environments?", False),  # neither word is in it
+        ("A Pod groups containers that share storage", "What is a Kubernetes Pod?", False),  # 1 of 5
+    ],
+)
+def test_answer_in_question(answer: str, question: str, gives_away: bool) -> None:
+    assert answer_in_question(answer, question) is gives_away
+
+
+CHUNK = "## Clean-up\n\nTo delete a project, do the following:\n\nRun `gcloud projects delete` on port 8080."
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "is_heading"),
+    [
+        ("To delete a project, do the following:", "How do I delete a project?", True),  # a lead-in
+        ("Clean-up", "What comes last?", True),  # a heading of the chunk
+        ("Getting Started Guide", "How do I begin?", True),  # a short Title Case label
+        ("Overview", "What does the page cover?", True),  # one content word, nothing asked by name
+        ("--force", "What does the flag do?", False),  # a literal: an option
+        ("gcloud projects delete", "What deletes a project?", False),  # two content words
+        ("8080", "On what port does it listen?", False),  # a number
+        ("Jenkins", "Which tool runs the jobs?", False),  # a name, asked for by name
+        ("Kubernetes", "Who schedules the pods?", False),
+        ("The build cache reuses unchanged layers.", "Why is a rebuild fast?", False),  # a sentence
+    ],
+)
+def test_heading_answer(answer: str, question: str, is_heading: bool) -> None:
+    assert heading_answer(answer, question, CHUNK) is is_heading
+
+
+def test_answer_spans_take_informative_sentences_not_headings_or_code() -> None:
+    text = (
+        "continues a sentence that the previous chunk began and that ends in this one.\n\n"
+        "## Configuring the cache\n\n"
+        "The build cache stores every layer that a Dockerfile instruction produces on the local disk. "
+        "See below.\n\n"
+        "    RUN apt-get update && apt-get install -y curl\n\n"
+        "| option | default |\n\n"
+        "Next topic: networking.\n\n"
+        "To clear it, do the following:\n\n"
+        "- Docker reuses a cached layer only when the instruction and all of its inputs are unchanged.\n"
+    )
+    spans = answer_spans(text, 5)
+    assert spans == [  # the most distinct content words first
+        "The build cache stores every layer that a Dockerfile instruction produces on the local disk.",
+        "Docker reuses a cached layer only when the instruction and all of its inputs are unchanged.",
+    ]
+    assert answer_spans(text, 1) == spans[:1]
+    assert answer_spans("    x = 1\n    y = 2", 2) == []
 
 
 def test_sample_chunks_by_source_weights() -> None:

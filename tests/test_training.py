@@ -271,3 +271,29 @@ def test_cpu_training_uses_fast_lora_dropout(tiny_model_dir: Path) -> None:
     model, _, _ = load_trainable(tiny_model_dir, setup())
     dropouts = [m for m in model.modules() if isinstance(m, FastDropout)]
     assert dropouts and all(d.p == pytest.approx(0.05, abs=1e-4) for d in dropouts)
+
+
+def test_warmup_never_swallows_a_short_run() -> None:
+    from simrag.config import TrainParams
+    from simrag.training import planned_updates, warmup_updates
+
+    train = TrainParams(batch_size=4, grad_accum=1, warmup_ratio=0.03)
+    assert planned_updates(300, train, epochs=1) == 75
+    assert warmup_updates(300, train, epochs=1) == 2  # 0.03 x 75, rounded down
+    assert warmup_updates(25, train, epochs=1) == 0  # 7 updates: none lost to warmup
+    assert planned_updates(300, train.model_copy(update={"grad_accum": 2}), epochs=1, processes=2) == 19
+    assert planned_updates(300, train.model_copy(update={"max_steps": 9}), epochs=1) == 9
+
+
+def test_replay_comes_from_stage1_training_split_only(tmp_path) -> None:
+    import json
+
+    from simrag.instructions import load_instructions, split_validation, stage1_replay
+
+    data = tmp_path / "alpaca.json"
+    data.write_text(json.dumps([{"instruction": f"Say {i}.", "output": str(i)} for i in range(50)]))
+    conversations, _ = load_instructions([str(data)], 0, seed=0)
+    _, validation = split_validation(conversations, 10)
+    replay = stage1_replay([str(data)], 0, 10, split_seed=0, n=40, seed=3)
+    assert len(replay) == 40 and not {c.user for c in replay} & {c.user for c in validation}
+    assert stage1_replay([str(data)], 0, 10, split_seed=0, n=0, seed=3) == []
