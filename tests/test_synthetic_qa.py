@@ -10,10 +10,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from simrag.answer_spans import answer_spans
 from simrag.config import Stage2Params, parse_params
 from simrag.errors import ConfigError
 from simrag.jsonio import read_json, read_jsonl, write_jsonl
-from simrag.answer_spans import answer_spans
 from simrag.qa_filter import (
     answer_in_question,
     answer_match,
