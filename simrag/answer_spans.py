@@ -12,18 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from simrag.metrics import words
+from simrag.metrics import content_words
 
-# Frequent English words that carry no content: a sentence must have enough words besides these.
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers him his how i if in into is it its itself just let me more most my no
-    nor not now of off on once only or other our out over own same she should so some such than that the
-    their them then there these they this those through to too under until up very was we were what when
-    where which while who whom why will with would you your yours one use used using may might must
-    shall""".split()  # noqa: SIM905
-)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[])")
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 _NAVIGATION = re.compile(
@@ -31,11 +21,6 @@ _NAVIGATION = re.compile(
     r"\bclick here\b|\bedit (?:this|on github)\b|\bskip to\b",
     re.IGNORECASE,
 )
-
-
-def content_words(text: str) -> list[str]:
-    """The words of `text` that carry content: not stopwords, at least 3 characters or holding a digit."""
-    return [w for w in words(text) if w not in STOPWORDS and (len(w) >= 3 or any(ch.isdigit() for ch in w))]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from simrag.answer_spans import content_words
-from simrag.metrics import normalize_answer, words
+from simrag.metrics import content_words, normalize_answer, words
 
 
 def answer_match(answer: str, text: str) -> float:
