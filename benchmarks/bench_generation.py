@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 import torch
-from machine import describe
 
 from simrag.config import load_params
 from simrag.generation import generate
+from simrag.machine import describe
 from simrag.models import load_generator
 from simrag.prompting import fit_context, rag_messages, render
 from simrag.retrieval import Retriever

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 import torch
-from machine import describe
 
 from simrag.embedding import cpu_supports_bf16, embed, load_embedder
 from simrag.indexing import read_chunks
+from simrag.machine import describe
 
 
 @click.command()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 import torch
-from machine import describe
 
+from simrag.machine import describe
 from simrag.models import load_generator
 from simrag.prompting import render
 

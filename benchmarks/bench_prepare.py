@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import click
-from machine import describe
 
 from simrag.config import EmbedderParams, PrepareParams
+from simrag.machine import describe
 from simrag.prepare import prepare_corpus
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
-from machine import describe
 
 from simrag.config import EmbedderParams, IndexParams, PrepareParams, load_params
 from simrag.evaluation import LABELS, load_questions
 from simrag.generation import label_logprobs
 from simrag.indexing import build_index
 from simrag.jsonio import write_jsonl
+from simrag.machine import describe
 from simrag.models import load_generator
 from simrag.prepare import prepare_corpus
 from simrag.prompting import LABEL_INSTRUCTION, fit_context, rag_messages, render

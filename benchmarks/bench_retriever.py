@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import click
-from machine import describe
 
 from simrag.config import load_params
 from simrag.indexing import read_chunks
+from simrag.machine import describe
 from simrag.retriever_training import RetrieverPair, train_embedder
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
-from machine import describe
 
+from simrag.machine import describe
 from simrag.retrieval import Retriever
 
 

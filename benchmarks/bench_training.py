@@ -21,10 +21,10 @@ from pathlib import Path
 
 import click
 import torch
-from machine import describe
 
 from simrag.config import LoraParams, TrainParams
 from simrag.instructions import load_instructions
+from simrag.machine import describe
 from simrag.training import TrainSetup, train_adapter
 
 

@@ -118,3 +118,34 @@ def plot_scores(rows: list[dict[str, Any]], threshold: float, path: Path) -> Non
         ax.set_title(set_name)
         ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def plot_forest(comparisons: list[dict[str, Any]], set_name: str, metrics: tuple[str, ...], path: Path) -> None:
+    """Each model's paired difference from the baseline with its 95% CI, one panel per metric; a filled
+    marker where the difference is significant after correction."""
+    plt = _pyplot()
+    rows = [r for r in comparisons if r["set"] == set_name and r["against"] == "baseline" and r["metric"] in metrics]
+    shown = [m for m in metrics if any(r["metric"] == m for r in rows)]
+    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(3.4 * max(len(shown), 1), 2.8), squeeze=False)
+    for ax, metric in zip(axes[0], shown, strict=False):
+        mine = [r for r in rows if r["metric"] == metric]
+        y = np.arange(len(mine))[::-1]
+        for yi, r in zip(y, mine, strict=True):
+            ax.errorbar(
+                r["diff"],
+                yi,
+                xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]],
+                fmt="o",
+                color="tab:blue",
+                mfc="tab:blue" if r["significant"] else "white",
+                capsize=3,
+            )
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.set_yticks(y, [r["model"] for r in mine], fontsize=8)
+        ax.set_title(METRICS[metric], fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+    if not shown:
+        axes[0][0].text(0.5, 0.5, "no model to compare with the baseline", ha="center", va="center")
+        axes[0][0].set_axis_off()
+    fig.suptitle(f"Difference from the baseline on {set_name}, 95% CI (filled: adjusted p < 0.05)", fontsize=9)
+    _save(fig, path)

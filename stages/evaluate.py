@@ -9,7 +9,7 @@ import click
 
 from simrag.config import load_params
 from simrag.embedding import load_embedder
-from simrag.evaluation import EvalConfig, evaluate_set, load_questions
+from simrag.evaluation import evaluate_set, load_questions
 from simrag.jsonio import atomic_dir, write_json, write_jsonl
 from simrag.models import load_generator
 from simrag.retrieval import Retriever
@@ -33,26 +33,25 @@ def main(
         name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
     }
     retriever = Retriever.from_params(index_dir, params)
-    # A tuned retriever scores on its own scale: context_relevance_ref re-scores every model's hits with
-    # the reference embedder (embedder.model), so models on different indexes compare.
-    reference = None
+    # One reference embedder (embedder.model) scores context_relevance_ref and answer_similarity for every
+    # model, so models on a tuned index compare on the same scale.
+    reference = retriever.model
     if retriever.embedder != params.embedder.model:
         reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)
     adapter = None if weights.resolve() == base.resolve() else weights
     generator = load_generator(
         base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
     )
-    config = EvalConfig(
-        max_new_tokens=params.generation.max_new_tokens,
-        repetition_penalty=params.generation.repetition_penalty,
-        max_context_tokens=params.generation.max_context_tokens,
-        batch_size=params.generation.batch_size,
-        bootstrap_samples=params.evaluate.bootstrap_samples,
-        seed=params.evaluate.seed,
-    )
     results = {}
     for set_name, (questions, skipped) in sets.items():
-        records, summary = evaluate_set(generator, retriever, questions, config, reference_embedder=reference)
+        records, summary = evaluate_set(
+            generator,
+            retriever,
+            questions,
+            params.generation,
+            (params.evaluate.bootstrap_samples, params.evaluate.seed),
+            reference_embedder=reference,
+        )
         results[set_name] = (records, {**summary, "skipped_lines": skipped})
     # Written only once every set is done: a failure leaves no partial results behind.
     with atomic_dir(out / model_name) as records_dir, atomic_dir(metrics_dir / model_name) as summary_dir:
@@ -61,6 +60,7 @@ def main(
             write_json(summary_dir / f"{set_name}.json", summary)
     return ", ".join(
         f"{name}: quality {s['answer_quality']['mean']:.3f}, relevance {s['context_relevance']['mean']:.3f}"
+        + (f", similarity {s['answer_similarity']['mean']:.3f}" if "answer_similarity" in s else "")
         for name, (_, s) in results.items()
     )
 

@@ -24,11 +24,8 @@ def test_benchmark_starts(script):
 
 
 def test_machine_line_names_cores_and_bf16(monkeypatch):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import machine
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from simrag import machine
+
     monkeypatch.setattr(machine, "_cpuinfo", lambda: ("Some CPU", {"avx512f", "avx512_bf16"}))
     line = machine.describe()
     assert line.startswith("Some CPU, ") and "cores" in line and line.endswith("bf16 on AVX-512")

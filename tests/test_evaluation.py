@@ -5,8 +5,9 @@ import sys
 import pytest
 import yaml
 
+from simrag.config import GenerationParams
 from simrag.errors import DataError
-from simrag.evaluation import EvalConfig, evaluate_set, load_questions
+from simrag.evaluation import evaluate_set, label_variants, load_questions
 from simrag.models import load_generator
 from simrag.retrieval import Retriever
 from tests.conftest import ROOT, TOPICS
@@ -17,7 +18,7 @@ def _question_file(path, with_references=True, with_labels=False):
     for i, (name, (text, question)) in enumerate(list(TOPICS.items())[:6]):
         record = {"id": f"q{i}", "question": question}
         if with_references:
-            record.update(reference_answer=text.split(".")[0], gold_doc=f"{name}.md")
+            record.update(reference_answer=text.split(".")[0], gold_doc=f"{name}.md", evidence=text)
         if with_labels:
             record["label"] = ["yes", "yes", "yes", "no", "maybe", "no"][i]  # majority class: 3 of 6
         lines.append(json.dumps(record))
@@ -42,8 +43,8 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
     generator = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
     retriever = Retriever(topic_index, top_k=3, dtype="fp32")
     questions, _ = load_questions(_question_file(tmp_path / "q.jsonl", with_labels=True))
-    config = EvalConfig(max_new_tokens=8, max_context_tokens=200, batch_size=4, bootstrap_samples=200)
-    records, summary = evaluate_set(generator, retriever, questions, config, progress=False)
+    generation = GenerationParams(max_new_tokens=8, max_context_tokens=200, batch_size=4)
+    records, summary = evaluate_set(generator, retriever, questions, generation, (200, 0), progress=False)
     assert len(records) == 6 and summary["n"] == 6
     first = records[0]
     assert len(first["retrieved"]) == 3 and first["retrieved"][0]["doc"] == "docker-layers.md"
@@ -54,6 +55,8 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
         "groundedness",
         "token_f1",
         "rouge_l",
+        "answer_similarity",
+        "evidence_recall",
         "recall_at_k",
         "mrr",
         "label_accuracy",
@@ -69,7 +72,17 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
         assert stat["n"] == 6 and stat["ci_low"] <= stat["mean"] <= stat["ci_high"]
     assert summary["recall_at_k"]["mean"] == 1.0  # every planted document is found
     assert summary["majority_baseline"] == pytest.approx(3 / 6)
-    assert summary["response_seconds"]["p50"] > 0 and summary["tokens_per_second"] > 0
+    assert summary["tokens_per_second"] > 0 and "response_seconds" not in summary
+    assert summary["context_relevance_pooled"]["n"] == 6 * 3  # the paper's CI: every retrieved chunk
+    assert sum(summary["predicted_labels"].values()) == 6 and summary["true_labels"] == {"yes": 3, "no": 2, "maybe": 1}
+    for record in records:  # a cosine, and 0 for an empty answer
+        assert -1.0 <= record["scores"]["answer_similarity"] <= 1.0
+        assert record["answer"].strip() or record["scores"]["answer_similarity"] == 0.0
+
+
+def test_label_variants_cover_case_and_a_leading_space():
+    assert label_variants("yes") == ["yes", " yes", "Yes", " Yes", "YES", " YES"]
+    assert label_variants("Maybe")[:2] == ["maybe", " maybe"]
 
 
 def _run(script, *args, cwd):
@@ -94,7 +107,9 @@ def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_ad
                 "tuned": {"weights": str(tiny_adapter_dir), "index": str(topic_index)},
             },
             "sets": sets,
+            "pooled": {"both": ["plain", "refs"]},
             "bootstrap_samples": 200,
+            "timing_questions": 2,
         },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -118,13 +133,23 @@ def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_ad
     params["rounds"] = {"r1": {"from": "stage1"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
+    timing = _run("timing.py", "--base", str(tiny_model_dir), cwd=tmp_path)
+    assert timing.returncode == 0, timing.stderr
+    times = json.loads((tmp_path / "metrics/timing.json").read_text())
+    assert times["set"] == "plain" and times["questions"] == 2 and "cores" in times["machine"]
+    assert len(times["models"]["tuned"]["seconds"]) == 2 and "vs_baseline" in times["models"]["tuned"]
+
     proc = _run("report.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "reports/results.md").read_text()
     index = str(topic_index)
-    assert "## refs" in report and f"| baseline | {index} | 6 |" in report and f"| tuned | {index} | 6 |" in report
-    assert "| r1 | stage1 | 10 | 3 | 5 | 2 |" in report and "| generate_qa@r1 | 12 | – | – | 40.0 tokens/s |" in report
-    assert "## Retriever adaptation" not in report  # no round tuned the embedder
+    assert "### refs" in report and f"| baseline | {index} | 6 |" in report and f"| tuned | {index} | 6 |" in report
+    assert "### both (plain + refs)" in report and f"| baseline | {index} | 12 |" in report
+    assert "| r1 | stage1 | ? | ? | 10 | 3 | 30.0% | 5 | 2 |" in report
+    assert "| generate_qa@r1 | 12 | – | – | 40.0 tokens/s |" in report
+    assert "## Retriever adaptation" not in report and "## The retriever's effect" not in report
+    assert "## The generator's effect" in report and "sign-flip" in report and "Holm" in report
+    assert "## Response time" in report and "## Headline: both (12 questions)" in report
     assert (tmp_path / "plots/eval/qa_verdicts.csv").read_text().splitlines()[1:] == [
         "r1,kept,3",
         "r1,not_retrieved,5",
@@ -133,13 +158,40 @@ def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_ad
     assert (tmp_path / "plots/eval/qa_verdicts.png").is_file() and (
         tmp_path / "plots/eval/retrieval_scores.png"
     ).is_file()
-    assert "| tuned | refs | Token F1 |" in report and "Wilcoxon" in report
+    assert "| tuned | baseline | both | Token F1 |" in report
     comparisons = json.loads((tmp_path / "plots/eval/comparisons.json").read_text())
-    assert {row["metric"] for row in comparisons} >= {"context_relevance", "answer_quality", "response_seconds"}
-    same_retrieval = next(r for r in comparisons if r["metric"] == "context_relevance" and r["set"] == "refs")
-    assert same_retrieval["diff"] == 0 and same_retrieval["p_value"] == 1.0  # identical retrieval for both models
+    # the same index: the generator alone, compared on answers only; the pooled set is tested, not its members
+    assert {row["isolates"] for row in comparisons} == {"generator"}
+    assert {row["set"] for row in comparisons} == {"both"}
+    assert not {row["metric"] for row in comparisons} & {"context_relevance", "recall_at_k", "mrr"}
+    assert all(row["p_adjusted"] >= row["p_value"] for row in comparisons)
+    summary = json.loads((tmp_path / "metrics/summary.json").read_text())
+    assert set(summary) == {"both"} and "token_f1_vs_baseline_p_adj" in summary["both"]["tuned"]
+    assert (tmp_path / "plots/eval/forest.png").stat().st_size > 5_000
     assert (tmp_path / "plots/eval/metrics.png").stat().st_size > 10_000
     assert (tmp_path / "plots/eval/summary.csv").read_text().startswith("model,set,metric,mean,ci_low,ci_high")
+
+
+def test_comparison_pairs_attribute_by_design():
+    from simrag.report import Pair, comparison_pairs
+
+    models = {
+        "baseline": {"weights": "base", "index": "data/index"},
+        "stage1": {"weights": "s1", "index": "data/index"},
+        "stage2_r1": {"weights": "r1", "index": "data/index"},
+        "stage2_r2": {"weights": "r2", "index": "data/index"},
+        "stage2_r2_tuned": {"weights": "r2", "index": "data/index_r1"},
+    }
+    pairs = comparison_pairs(models, {"stage2_r1": "stage1", "stage2_r2": "stage2_r1", "stage2_r2_tuned": "stage2_r1"})
+    assert pairs == [
+        Pair("stage1", "baseline", "generator"),
+        Pair("stage2_r1", "baseline", "generator"),
+        Pair("stage2_r1", "stage1", "generator"),
+        Pair("stage2_r2", "baseline", "generator"),
+        Pair("stage2_r2", "stage1", "generator"),
+        Pair("stage2_r2", "stage2_r1", "generator"),
+        Pair("stage2_r2_tuned", "stage2_r2", "retriever"),  # same weights: the retriever alone
+    ]
 
 
 def test_evaluate_stage_fails_cleanly_without_an_index(tmp_path, tiny_model_dir):

@@ -1,4 +1,5 @@
-"""One line naming the CPU a benchmark ran on, so that every figure carries its machine.
+"""One line naming the CPU a figure was measured on (benchmarks, the `timing` stage), so that every
+figure carries its machine.
 
 Speed on a CPU depends most on its matrix units: bf16 runs on AMX tiles (recent Intel Xeon),
 on AVX-512 bf16 dot products (e.g. AMD Zen 4), or is emulated; the same 2 cores differ up to 3× between them.
