@@ -1,7 +1,7 @@
 """Profiles: named sets of parameter overrides (profiles/*.yaml) on top of params.yaml.
 
 A profile holds only what it changes, in the layout of params.yaml. Blocks merge key by key, except
-the mappings a user fills with names (evaluate.sets, evaluate.models, rounds, retriever.rounds,
+the mappings a user fills with names (evaluate.sets, evaluate.models, evaluate.pooled, rounds, retriever.rounds,
 stage2.source_weights): a profile that names one replaces it whole. `dvc_overrides` turns a profile
 into the `-S` arguments of `dvc exp run` that make the same change, so an experiment records it.
 """
@@ -19,7 +19,14 @@ from simrag.config import Params, parse_params
 from simrag.errors import ConfigError
 
 # Mappings whose keys are names the user chooses: a profile replaces them instead of merging into them.
-REPLACED = {"evaluate.sets", "evaluate.models", "rounds", "retriever.rounds", "stage2.source_weights"}
+REPLACED = {
+    "evaluate.sets",
+    "evaluate.models",
+    "evaluate.pooled",
+    "rounds",
+    "retriever.rounds",
+    "stage2.source_weights",
+}
 
 
 def load_profile(path: str | Path) -> dict[str, Any]:
