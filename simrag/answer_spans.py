@@ -16,6 +16,15 @@ from simrag.metrics import content_words
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[])")
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+# A sentence that leans on what comes before or after it ("This is ...", "the following ...") answers
+# nothing on its own.
+_LEANS_ON_CONTEXT = re.compile(
+    r"^(?:it|this|these|that|those|they|such|here|there|then|also|however|otherwise|instead|see)\b|"
+    r"\b(?:the following|as follows|below|above|previous(?:ly)?|preceding|this example|the example)\b",
+    re.IGNORECASE,
+)
+# Named things a question can carry to the retriever: code, options, CamelCase and Capitalised names.
+_NAMED = re.compile(r"`[^`]+`|--?[a-z][\w-]+|\b[A-Z][a-z]+[A-Z]\w*|\b[a-z]+_[a-z_]+\b|(?<=\s)[A-Z][a-zA-Z]{2,}")
 _NAVIGATION = re.compile(
     r"\b(?:previous|next) (?:topic|page|chapter)\b|\btable of contents\b|\bcopyright\b|\ball rights reserved\b|"
     r"\bclick here\b|\bedit (?:this|on github)\b|\bskip to\b",
@@ -63,7 +72,7 @@ def is_answer_sentence(sentence: str, rules: SpanRules) -> bool:
         return False
     if not sentence.endswith((".", "!")) or sentence.endswith(":"):  # a question, a heading, a lead-in
         return False
-    if _NAVIGATION.search(sentence):
+    if _NAVIGATION.search(sentence) or _LEANS_ON_CONTEXT.search(sentence):
         return False
     letters = sum(ch.isalpha() or ch.isspace() for ch in sentence)
     if letters / len(sentence) < rules.min_letter_share:
@@ -71,15 +80,20 @@ def is_answer_sentence(sentence: str, rules: SpanRules) -> bool:
     return len(set(content_words(sentence))) >= rules.min_content_words
 
 
+def informativeness(sentence: str) -> int:
+    """Distinct content words, and twice the named things (code, options, names): what a question about
+    the sentence can carry to the retriever, so that it finds the sentence's chunk again."""
+    return len(set(content_words(sentence))) + 2 * len(set(_NAMED.findall(sentence)))
+
+
 def answer_spans(text: str, limit: int, rules: SpanRules | None = None) -> list[str]:
-    """Up to `limit` answer sentences of the chunk `text`, the most informative first (most distinct
-    content words; earlier first among equals). The chunk's first and last paragraphs count only when
-    they start and end where a sentence does: a chunk border cuts sentences."""
+    """Up to `limit` answer sentences of the chunk `text`, the most informative first (earlier first among
+    equals). A sentence cut by the chunk's border, or leaning on its neighbours, is left out."""
     rules = rules or SpanRules()
     found: list[tuple[int, int, str]] = []
     for block in prose_blocks(text):
         for sentence in _SENTENCE_END.split(block):
             sentence = sentence.strip()
             if sentence and is_answer_sentence(sentence, rules):
-                found.append((-len(set(content_words(sentence))), len(found), sentence))
+                found.append((-informativeness(sentence), len(found), sentence))
     return [sentence for _, _, sentence in sorted(found)[:limit]]

@@ -150,6 +150,7 @@ class Stage2Params(Block):
     answers_per_chunk: int = Field(2, ge=1, le=10)
     questions_per_chunk: int = Field(2, ge=1, le=10)
     max_new_tokens: int = Field(48, ge=4, le=1024)
+    write_batch_size: int = Field(32, ge=1, le=512)  # prompts generated together while writing (short prompts)
     min_context_score: float = Field(0.6, ge=-1.0, le=1.0)
     min_answer_f1: float = Field(0.6, gt=0.0, le=1.0)
     max_copy_share: float = Field(0.7, gt=0.0, le=1.0)
@@ -159,6 +160,7 @@ class Stage2Params(Block):
     max_context_tokens: int = Field(384, ge=0, le=32768)
     val_size: int = Field(16, ge=0)
     epochs: float = Field(1.0, gt=0.0, le=100.0)
+    min_updates: int = Field(0, ge=0)  # more epochs where `epochs` make fewer optimizer updates than this
     # the round's training, where it differs from the `train` block (None: as there)
     learning_rate: float | None = Field(None, gt=0.0, le=1.0)
     batch_size: int | None = Field(None, ge=1, le=1024)

@@ -71,6 +71,12 @@ ANSWERS_PROMPT = (
     "exactly from it. One per line."
 )
 QUESTION_PROMPT = 'Passage:\n{chunk}\n\nWrite a question about this passage whose answer is "{answer}".'
+# The extractive recipe shows the answer sentence and its document's title, not the whole chunk: a short
+# prompt (~4x faster to read) on which a small model writes a question about that sentence, naming its subject.
+SENTENCE_QUESTION_PROMPT = (
+    "Document: {title}\n\nSentence: {answer}\n\nWrite one question that this sentence answers. "
+    "Name what the question is about."
+)
 # The start of the assistant's reply, written for it: small models then answer in the asked-for form.
 LIST_START = "1."
 QUESTION_START = "Question:"
@@ -242,7 +248,7 @@ def extractive_candidates(writer: Writer, chunks: list[dict[str, Any]], n_answer
             candidates.append(Candidate(chunk))
     asking = [c for c in candidates if c.answer]
     questions = writer.ask(
-        [QUESTION_PROMPT.format(chunk=c.chunk["text"], answer=c.answer) for c in asking],
+        [SENTENCE_QUESTION_PROMPT.format(title=c.chunk.get("title") or "", answer=c.answer) for c in asking],
         writer.max_new_tokens,
         QUESTION_START,
     )

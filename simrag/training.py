@@ -312,6 +312,14 @@ def planned_updates(n_examples: int, train: TrainParams, epochs: float, processe
     return max(1, math.ceil(epochs * max(1, batches // train.grad_accum)))
 
 
+def epochs_for_updates(n_examples: int, train: TrainParams, epochs: float, min_updates: int) -> float:
+    """`epochs`, or more where that many make fewer than `min_updates` optimizer updates (a round that
+    kept few pairs still trains); the processes of a data-parallel run share the examples."""
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = planned_updates(n_examples, train.model_copy(update={"max_steps": 0}), 1.0, processes)
+    return max(epochs, min_updates / per_epoch)
+
+
 def warmup_updates(n_examples: int, train: TrainParams, epochs: float, processes: int = 1) -> int:
     """Updates with a rising learning rate: warmup_ratio of the run, rounded down, so that a short run has
     none (the first warmup update is taken at learning rate 0)."""

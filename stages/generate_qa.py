@@ -59,7 +59,7 @@ def main(
         max_new_tokens=settings.max_new_tokens,
         answer_tokens=params.generation.max_new_tokens,
         repetition_penalty=params.generation.repetition_penalty,
-        batch_size=params.generation.batch_size,
+        batch_size=settings.write_batch_size,
         max_context_tokens=params.generation.max_context_tokens,
     )
     candidates, verdicts, used = write_round(writer, retriever, picked, settings)

@@ -16,7 +16,7 @@ from simrag.jsonio import write_json
 from simrag.models import load_tokenizer
 from simrag.stage import is_main_process, stage
 from simrag.synthetic_qa import qa_conversations, read_round
-from simrag.training import TrainSetup, train_adapter
+from simrag.training import TrainSetup, epochs_for_updates, train_adapter
 
 
 @click.command()
@@ -58,10 +58,11 @@ def main(
     replay = stage1_replay(s1.data, s1.max_examples, s1.val_size, params.train.seed, n_replay, settings.seed)
     train_set = train_pairs + replay
     random.Random(settings.seed).shuffle(train_set)
+    train = settings.train_params(params.train)
     setup = TrainSetup(
         lora=params.lora,
-        train=settings.train_params(params.train),
-        epochs=settings.epochs,
+        train=train,
+        epochs=epochs_for_updates(len(train_set), train, settings.epochs, settings.min_updates),
         device=params.model.device,
         dtype=params.model.dtype,
         load_in_4bit=params.model.load_in_4bit,

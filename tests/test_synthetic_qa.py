@@ -305,8 +305,9 @@ def test_kept_pairs_train_as_rag_prompts(tiny_model_dir: Path) -> None:
     assert tokenizer.decode(learned).strip() == record["answer"] + "<|im_end|>"
 
 
+@pytest.mark.parametrize("recipe", ["extractive", "simrag", "paper"])
 def test_generate_qa_stage_writes_verdicts_metrics_and_samples(
-    tiny_model_dir: Path, tiny_adapter_dir: Path, topic_index: Path, tmp_path: Path
+    recipe: str, tiny_model_dir: Path, tiny_adapter_dir: Path, topic_index: Path, tmp_path: Path
 ) -> None:
     from stages.generate_qa import main
 
@@ -315,7 +316,7 @@ def test_generate_qa_stage_writes_verdicts_metrics_and_samples(
         yaml.safe_dump(
             {
                 "model": {"device": "cpu"},
-                "stage2": {"max_chunks": 4, "min_chunk_tokens": 1, "max_new_tokens": 8},
+                "stage2": {"recipe": recipe, "max_chunks": 4, "min_chunk_tokens": 1, "max_new_tokens": 8},
                 "rounds": {"r1": {"from": "stage1"}},
             }
         )
@@ -330,7 +331,7 @@ def test_generate_qa_stage_writes_verdicts_metrics_and_samples(
     assert result.exit_code == 0, result.output
     records = list(read_jsonl(tmp_path / "qa" / "r1.jsonl"))
     figures = read_json(tmp_path / "metrics" / "r1.json")
-    assert figures["chunks"] == 4 and figures["candidates"] == len(records) >= 4
+    assert figures["chunks"] == 4 and figures["candidates"] == len(records) >= 4 and figures["recipe"] == recipe
     assert figures["kept"] + sum(figures["rejected"].values()) == len(records)
     assert figures["generated_tokens"] > 0
     assert (tmp_path / "reports" / "qa_samples_r1.md").read_text().startswith("# Synthetic QA samples, round r1")

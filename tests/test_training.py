@@ -285,6 +285,16 @@ def test_warmup_never_swallows_a_short_run() -> None:
     assert planned_updates(300, train.model_copy(update={"max_steps": 9}), epochs=1) == 9
 
 
+def test_a_round_with_few_pairs_trains_more_epochs() -> None:
+    from simrag.config import TrainParams
+    from simrag.training import epochs_for_updates, planned_updates
+
+    train = TrainParams(batch_size=4, grad_accum=1)
+    assert epochs_for_updates(300, train, 1.0, min_updates=60) == 1.0  # 75 updates already
+    epochs = epochs_for_updates(120, train, 1.0, min_updates=60)  # 30 updates an epoch
+    assert epochs == 2.0 and planned_updates(120, train, epochs) == 60
+
+
 def test_replay_comes_from_stage1_training_split_only(tmp_path) -> None:
     import json
 
