@@ -207,8 +207,8 @@ def markdown(
         "",
     ]
     lines += headline_section(results, comparisons, pooled)
-    lines += generator_section(comparisons, indexes)
-    lines += retriever_effect_section(comparisons)
+    lines += effect_section(comparisons, "generator")
+    lines += effect_section(comparisons, "retriever")
     sets = list(dict.fromkeys(s for per_set in results.values() for s in per_set))
     lines += ["## Every set", ""]
     for set_name in sets:
@@ -278,34 +278,27 @@ def headline_section(
     return [*lines, ""]
 
 
-def generator_section(comparisons: list[dict[str, Any]], indexes: dict[str, str]) -> list[str]:
-    rows = [r for r in comparisons if r["isolates"] == "generator"]
-    if not rows:
-        return []
-    return [
-        "## The generator's effect",
-        "",
-        "Each pair below retrieves from the same index with the same top-k and context budget, so its difference",
+EFFECTS = {
+    "generator": (
+        "The generator's effect",
+        "Each pair below retrieves from the same index with the same top-k and context budget, so its difference\n"
         "is the generator's doing alone (retrieval metrics are identical by construction and not tested).",
-        "",
-        *comparison_table(rows),
-        "",
-    ]
+    ),
+    "retriever": (
+        "The retriever's effect",
+        "Each pair below is the same generator on a round's tuned index against the baseline's index, so its\n"
+        "difference is the retriever's doing alone.",
+    ),
+}
 
 
-def retriever_effect_section(comparisons: list[dict[str, Any]]) -> list[str]:
-    rows = [r for r in comparisons if r["isolates"] == "retriever"]
+def effect_section(comparisons: list[dict[str, Any]], isolates: str) -> list[str]:
+    """The comparisons that isolate the generator (or the retriever), with the sentence that says so."""
+    rows = [r for r in comparisons if r["isolates"] == isolates]
     if not rows:
         return []
-    return [
-        "## The retriever's effect",
-        "",
-        "Each pair below is the same generator on a round's tuned index against the baseline's index, so its",
-        "difference is the retriever's doing alone.",
-        "",
-        *comparison_table(rows),
-        "",
-    ]
+    title, sentence = EFFECTS[isolates]
+    return [f"## {title}", "", *sentence.split("\n"), "", *comparison_table(rows), ""]
 
 
 def paper_section(

@@ -226,15 +226,16 @@ def simrag_candidates(
                 candidates.append(Candidate(chunk, answer=answer))
                 asked += 1
     asking = [c for c in candidates if c.answer and not c.verdict]
-    questions = writer.ask(
-        [QUESTION_PROMPT.format(chunk=c.chunk["text"], answer=c.answer) for c in asking],
-        writer.max_new_tokens,
-        QUESTION_START,
-    )
-    for candidate, (reply, cut) in zip(asking, questions, strict=True):
+    ask_questions(writer, asking, [QUESTION_PROMPT.format(chunk=c.chunk["text"], answer=c.answer) for c in asking])
+    return candidates
+
+
+def ask_questions(writer: Writer, asking: list[Candidate], prompts: list[str]) -> None:
+    """The model writes one question per candidate from its prompt; a reply with no question is empty
+    (or truncated, when it was cut off)."""
+    for candidate, (reply, cut) in zip(asking, writer.ask(prompts, writer.max_new_tokens, QUESTION_START), strict=True):
         candidate.question = parse_question(reply)
         candidate.truncated = cut and not candidate.question
-    return candidates
 
 
 def extractive_candidates(writer: Writer, chunks: list[dict[str, Any]], n_answers: int) -> list[Candidate]:
@@ -247,14 +248,8 @@ def extractive_candidates(writer: Writer, chunks: list[dict[str, Any]], n_answer
         if not spans:
             candidates.append(Candidate(chunk))
     asking = [c for c in candidates if c.answer]
-    questions = writer.ask(
-        [SENTENCE_QUESTION_PROMPT.format(title=c.chunk.get("title") or "", answer=c.answer) for c in asking],
-        writer.max_new_tokens,
-        QUESTION_START,
-    )
-    for candidate, (reply, cut) in zip(asking, questions, strict=True):
-        candidate.question = parse_question(reply)
-        candidate.truncated = cut and not candidate.question
+    prompts = [SENTENCE_QUESTION_PROMPT.format(title=c.chunk.get("title") or "", answer=c.answer) for c in asking]
+    ask_questions(writer, asking, prompts)
     return candidates
 
 
