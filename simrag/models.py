@@ -202,7 +202,8 @@ def load_generator(
     if adapter_dir is not None and quantize:
         model = attach_adapter(model, Path(adapter_dir))
     elif adapter_dir is not None:
-        model = merge_adapter(model, Path(adapter_dir)).to(torch_dtype)
+        model = merge_adapter(model, Path(adapter_dir))
+        model = model.to(torch_dtype)  # cast only after the float32 merge
     if not quantize:
         model = model.to(device)
     if device == "cpu" and model.config._attn_implementation == "sdpa":
