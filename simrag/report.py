@@ -236,7 +236,7 @@ def markdown(
                 if "predicted_labels" in s:
                     lines.append(f"- {model}: predicted {s['predicted_labels']} (true {s['true_labels']})")
         lines.append("")
-    lines += paper_section(results, timing, indexes)
+    lines += paper_section(results, timing, params)
     lines += timing_section(timing)
     lines += retriever_section(stages)
     lines += qa_section(stages.get("generate_qa", {}))
@@ -301,17 +301,22 @@ def effect_section(comparisons: list[dict[str, Any]], isolates: str) -> list[str
 
 
 def paper_section(
-    results: dict[str, dict[str, Any]], timing: dict[str, Any] | None, indexes: dict[str, str]
+    results: dict[str, dict[str, Any]], timing: dict[str, Any] | None, params: dict[str, Any]
 ) -> list[str]:
     """This run's seed30 figures beside the reproduction paper's Table 1 and Table 2."""
     if "seed30" not in results.get("baseline", {}):
         return []
+    prepare, model = params.get("prepare", {}), params.get("model", {})
+    generator = "SmolLM2-135M-Instruct" if model.get("base", "default") == "default" else model["base"]
+    threshold = params.get("retrieval", {}).get("threshold", "?")
     lines = [
         "## Beside the reproduction paper (seed30)",
         "",
         "The paper (Table 1, 2): Qwen2.5-1.5B-Instruct with 4-bit QLoRA on a T4 GPU, its 9 web pages in ~400-token",
-        "chunks. Here: SmolLM2-135M-Instruct on a CPU, the DevOps corpus in 250-token chunks, the same 30 questions,",
-        "the same embedder, top-k 5. Context relevance with the paper's CI, pooled over every retrieved chunk.",
+        f"chunks, threshold 0.7. Here: {generator}, `{prepare.get('corpus_dir', '?')}` in "
+        f"{prepare.get('chunk_tokens', '?')}-token chunks, threshold {threshold},",
+        "the same 30 questions, the same embedder, top-k 5. Context relevance with the paper's CI, pooled over every",
+        "retrieved chunk; time per query at batch 1 (`timing`) on this run's machine.",
         "",
         "| Model | Context relevance (pooled CI) | Paper | Answer quality | Paper | Time (s, batch 1) | Paper |",
         "|---|---|---|---|---|---|---|",
