@@ -3,8 +3,8 @@
 Three recipes (`stage2.recipe`):
 
 - `extractive` (the default): answer sentences are picked from the chunk's prose by rule
-  (`simrag.answer_spans`), and the model writes a question for each, given the chunk: grounded answers
-  that a 135M model could not extract itself;
+  (`simrag.answer_spans`), and the model writes a question for each, shown the sentence and its
+  document's title: grounded answers that a 135M model could not extract itself;
 - `simrag` (SimRAG's own): the model lists short answers found in a chunk, then writes a question for
   each answer given the chunk;
 - `paper` (the reproduction paper's): the model writes questions about a chunk, then answers each one

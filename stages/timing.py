@@ -27,7 +27,9 @@ def main(params_path: Path, base: Path, out: Path) -> str:
     retrievers: dict[str, Retriever] = {}
     models = {}
     for name, entry in params.evaluate.models.items():
-        retriever = retrievers.setdefault(entry.index, Retriever.from_params(Path(entry.index), params))
+        if entry.index not in retrievers:  # one retriever (index and embedder) per index, shared by its models
+            retrievers[entry.index] = Retriever.from_params(Path(entry.index), params)
+        retriever = retrievers[entry.index]
         adapter = None if Path(entry.weights).resolve() == base.resolve() else Path(entry.weights)
         generator = load_generator(
             base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=name
