@@ -5,6 +5,10 @@ its "answers" are not in the chunk, or are headings), so this recipe picks them 
 of the chunk's prose that say something. Left out are headings, navigation, table rows, code, and
 sentences cut off by the chunk's borders. The answer is grounded by construction; the model only writes
 the question.
+
+An answer may run on into the sentences that follow its lead sentence in the same paragraph (`sentences`):
+documentation says a thing, then why or how, and an answer of two sentences reads like the answers people
+write (the DevOps references run ~30-40 words; one picked sentence, ~17).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ _LEANS_ON_CONTEXT = re.compile(
     r"\b(?:the following|as follows|below|above|previous(?:ly)?|preceding|this example|the example)\b",
     re.IGNORECASE,
 )
+# A sentence pointing on to what follows it (a list, an example, another page) ends an answer.
+_POINTS_ONWARD = re.compile(r"^see\b|\b(?:the following|as follows|below|for example:|e\.g\.:)", re.IGNORECASE)
 # Named things a question can carry to the retriever: code, options, CamelCase and Capitalised names.
 _NAMED = re.compile(r"`[^`]+`|--?[a-z][\w-]+|\b[A-Z][a-z]+[A-Z]\w*|\b[a-z]+_[a-z_]+\b|(?<=\s)[A-Z][a-zA-Z]{2,}")
 _NAVIGATION = re.compile(
@@ -80,20 +86,40 @@ def is_answer_sentence(sentence: str, rules: SpanRules) -> bool:
     return len(set(content_words(sentence))) >= rules.min_content_words
 
 
+def continues_answer(sentence: str, rules: SpanRules) -> bool:
+    """A sentence that may follow an answer's lead sentence: whole prose, not code, a table or navigation
+    (it may lean back on the lead, "This ...", "It ...", but not point on: "See below.")."""
+    if not sentence or len(sentence.split()) > rules.max_words or not sentence.endswith((".", "!")):
+        return False
+    if not (sentence[0].isupper() or sentence[0] in "`\"'(") or _NAVIGATION.search(sentence):
+        return False
+    if _POINTS_ONWARD.search(sentence) or len(re.sub(r"`[^`]*`", " ", sentence).split()) < 4:  # bare code
+        return False
+    letters = sum(ch.isalpha() or ch.isspace() for ch in sentence)
+    return letters / len(sentence) >= rules.min_letter_share
+
+
 def informativeness(sentence: str) -> int:
     """Distinct content words, and twice the named things (code, options, names): what a question about
     the sentence can carry to the retriever, so that it finds the sentence's chunk again."""
     return len(set(content_words(sentence))) + 2 * len(set(_NAMED.findall(sentence)))
 
 
-def answer_spans(text: str, limit: int, rules: SpanRules | None = None) -> list[str]:
-    """Up to `limit` answer sentences of the chunk `text`, the most informative first (earlier first among
-    equals). A sentence cut by the chunk's border, or leaning on its neighbours, is left out."""
+def answer_spans(text: str, limit: int, rules: SpanRules | None = None, sentences: int = 1) -> list[str]:
+    """Up to `limit` answers from the chunk `text`: each a lead sentence, the most informative first
+    (earlier first among equals), followed by up to `sentences - 1` sentences of its paragraph while they
+    continue it. A lead cut by the chunk's border, or leaning on its neighbours, is left out; so is a
+    follower cut by the border (the chunk's last sentence without its end)."""
     rules = rules or SpanRules()
     found: list[tuple[int, int, str]] = []
     for block in prose_blocks(text):
-        for sentence in _SENTENCE_END.split(block):
-            sentence = sentence.strip()
+        parts = [part.strip() for part in _SENTENCE_END.split(block)]
+        for i, sentence in enumerate(parts):
             if sentence and is_answer_sentence(sentence, rules):
-                found.append((-informativeness(sentence), len(found), sentence))
-    return [sentence for _, _, sentence in sorted(found)[:limit]]
+                span = [sentence]
+                for follower in parts[i + 1 : i + sentences]:
+                    if not continues_answer(follower, rules):
+                        break
+                    span.append(follower)
+                found.append((-informativeness(sentence), len(found), " ".join(span)))
+    return [span for _, _, span in sorted(found)[:limit]]

@@ -148,6 +148,9 @@ class Stage2Params(Block):
     min_chunk_tokens: int = Field(100, ge=1)
     source_weights: dict[str, float] = Field(default_factory=dict)  # empty: sources as often as in the corpus
     answers_per_chunk: int = Field(2, ge=1, le=10)
+    answer_sentences: int = Field(1, ge=1, le=5)  # extractive: sentences an answer may run to (its lead and followers)
+    answer_must_retrieve: bool = False  # extractive: ask only about answers that, as a query, retrieve their chunk
+    min_question_answer_similarity: float = Field(-1.0, ge=-1.0, le=1.0)  # embedder cosine; -1: no check
     questions_per_chunk: int = Field(2, ge=1, le=10)
     max_new_tokens: int = Field(48, ge=4, le=1024)
     write_batch_size: int = Field(32, ge=1, le=512)  # prompts generated together while writing (short prompts)

@@ -12,10 +12,13 @@ Three recipes (`stage2.recipe`):
 
 Every candidate gets a verdict: the first check it fails, or `kept`. In order: `empty`, `truncated`,
 `repetitive`, `copies_chunk` (the question is mostly a verbatim run of the chunk), `answer_not_in_chunk`,
-`answer_in_question` (the question gives the answer away), `heading_answer` (the answer is a heading or
-label, not an answer), `duplicate` (a near-copy of a question already kept), `not_retrieved` (no retrieved
-chunk holds the answer), `low_context_score` (the chunk that holds it scores under `min_context_score`).
-The last two are the round trip: a pair is kept only if retrieval with its question finds its answer.
+`answer_not_findable` (extractive: the answer itself, as a query, does not retrieve its chunk, so no
+question about it is likely to; no question is written), `answer_in_question` (the question gives the
+answer away), `heading_answer` (the answer is a heading or label, not an answer), `off_topic` (question
+and answer embed far apart: the question asks about something else), `duplicate` (a near-copy of a
+question already kept), `not_retrieved` (no retrieved chunk holds the answer), `low_context_score` (the
+chunk that holds it scores under `min_context_score`). The last two are the round trip: a pair is kept
+only if retrieval with its question finds its answer.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 
 from simrag.answer_spans import answer_spans
 from simrag.config import Stage2Params
+from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.generation import generate
 from simrag.instructions import Conversation
@@ -59,8 +63,10 @@ REASONS = (
     "repetitive",
     "copies_chunk",
     "answer_not_in_chunk",
+    "answer_not_findable",
     "answer_in_question",
     "heading_answer",
+    "off_topic",
     "duplicate",
     "not_retrieved",
     "low_context_score",
@@ -238,16 +244,40 @@ def ask_questions(writer: Writer, asking: list[Candidate], prompts: list[str]) -
         candidate.truncated = cut and not candidate.question
 
 
-def extractive_candidates(writer: Writer, chunks: list[dict[str, Any]], n_answers: int) -> list[Candidate]:
-    """The extractive recipe: up to `n_answers` answer sentences taken from each chunk, a question written by
-    the model for each. A chunk with no usable sentence gives one empty candidate."""
+def holding_hits(answer: str, hits: list[Hit], settings: Stage2Params) -> list[Hit]:
+    """The retrieved chunks that hold `answer` (verbatim, or token F1 with a window of at least min_answer_f1)."""
+    return [h for h in hits if answer_match(answer, h.text) >= settings.min_answer_f1]
+
+
+def mark_unfindable(candidates: list[Candidate], retriever: Retriever, settings: Stage2Params) -> None:
+    """`answer_not_findable` for each answer that, as the query, does not retrieve a chunk holding it with a
+    score of at least min_context_score; each answer's best such score is its `answer_self_score`."""
+    with_answer = [c for c in candidates if c.answer and not c.verdict]
+    for c, hits in zip(with_answer, retriever.search_many([c.answer for c in with_answer]), strict=True):
+        holding = holding_hits(c.answer, hits, settings)
+        c.checks["answer_self_score"] = round(max((h.score for h in holding), default=0.0), 4)
+        if c.checks["answer_self_score"] < settings.min_context_score:
+            c.verdict = "answer_not_findable"
+
+
+def extractive_candidates(
+    writer: Writer, retriever: Retriever, chunks: list[dict[str, Any]], settings: Stage2Params
+) -> list[Candidate]:
+    """The extractive recipe: up to `answers_per_chunk` answers taken from each chunk, a question written by
+    the model for each. A chunk with no usable sentence gives one empty candidate.
+
+    With `answer_must_retrieve`, an answer that does not retrieve its own chunk when it is the query gets
+    no question: a question, shorter and vaguer than its answer, rarely does better, and writing questions
+    is the round's cost."""
     candidates: list[Candidate] = []
     for chunk in chunks:
-        spans = answer_spans(chunk["text"], n_answers)
+        spans = answer_spans(chunk["text"], settings.answers_per_chunk, sentences=settings.answer_sentences)
         candidates.extend(Candidate(chunk, answer=span) for span in spans)
         if not spans:
             candidates.append(Candidate(chunk))
-    asking = [c for c in candidates if c.answer]
+    if settings.answer_must_retrieve:
+        mark_unfindable(candidates, retriever, settings)
+    asking = [c for c in candidates if c.answer and not c.verdict]
     prompts = [SENTENCE_QUESTION_PROMPT.format(title=c.chunk.get("title") or "", answer=c.answer) for c in asking]
     ask_questions(writer, asking, prompts)
     return candidates
@@ -294,14 +324,18 @@ def judge(
     need_search = [c for c in candidates if c.question and c.answer and not c.retrieved]
     for candidate, hits in zip(need_search, retriever.search_many([c.question for c in need_search]), strict=True):
         candidate.retrieved = hits
+    asked = [c for c in candidates if c.question and c.answer]
+    if asked:  # how near question and answer are, by the retriever's own embedder
+        vectors = embed(retriever.model, [t for c in asked for t in (c.question, c.answer)], batch_size=64)
+        for c, q, a in zip(asked, vectors[0::2], vectors[1::2], strict=True):
+            c.checks["question_answer_similarity"] = round(float(np.dot(q, a)), 4)
     for c in candidates:
         if c.answer and c.verdict == "answer_not_in_chunk":
             c.checks["answer_in_chunk"] = round(answer_match(c.answer, c.chunk["text"]), 4)
         if c.question and c.answer:
             c.checks["copy_share"] = round(copy_share(c.question, c.chunk["text"]), 4)
             c.checks["answer_in_chunk"] = round(answer_match(c.answer, c.chunk["text"]), 4)
-            matches = [(answer_match(c.answer, h.text), h) for h in c.retrieved]
-            holding = [h for m, h in matches if m >= settings.min_answer_f1]
+            holding = holding_hits(c.answer, c.retrieved, settings)
             c.checks["answer_retrieved"] = float(bool(holding))
             c.checks["top_score"] = round(max((h.score for h in c.retrieved), default=0.0), 4)
             c.checks["context_score"] = round(max((h.score for h in holding), default=0.0), 4)
@@ -327,6 +361,8 @@ def _verdict(c: Candidate, settings: Stage2Params, kept_questions: list[str]) ->
         return "answer_in_question"
     if heading_answer(c.answer, c.question, c.chunk["text"]):
         return "heading_answer"
+    if c.checks["question_answer_similarity"] < settings.min_question_answer_similarity:
+        return "off_topic"
     if is_near_duplicate(c.question, kept_questions, settings.max_duplicate_similarity):
         return "duplicate"
     if not c.checks["answer_retrieved"]:
@@ -348,7 +384,7 @@ def write_round(
     for start in range(0, len(chunks), settings.chunk_batch):
         batch = chunks[start : start + settings.chunk_batch]
         if settings.recipe == "extractive":
-            found = extractive_candidates(writer, batch, settings.answers_per_chunk)
+            found = extractive_candidates(writer, retriever, batch, settings)
         elif settings.recipe == "simrag":
             found = simrag_candidates(writer, batch, settings.answers_per_chunk, settings.min_answer_f1)
         else:

@@ -23,7 +23,15 @@ from simrag.qa_filter import (
     similarity,
 )
 from simrag.retrieval import Retriever
-from simrag.synthetic_qa import Candidate, judge, parse_lines, parse_question, qa_conversations, sample_chunks
+from simrag.synthetic_qa import (
+    Candidate,
+    judge,
+    mark_unfindable,
+    parse_lines,
+    parse_question,
+    qa_conversations,
+    sample_chunks,
+)
 from tests.conftest import ROOT, TOPICS
 
 
@@ -129,6 +137,22 @@ def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever
     assert strict.verdict == "low_context_score"
 
 
+def test_off_topic_and_unfindable_answers_are_rejected(retriever: Retriever) -> None:
+    docker = _chunk(retriever, "docker-layers")
+    answer = "the build cache reuses unchanged layers so that rebuilding an image after a small change is fast"
+    on = Candidate(docker, question="Why is rebuilding an image fast the second time?", answer=answer)
+    off = Candidate(docker, question="What are the five fields of a cron schedule?", answer=answer)
+    judge([on, off], retriever, Stage2Params(min_context_score=0.3, min_question_answer_similarity=0.3))
+    assert on.checks["question_answer_similarity"] > 0.3 > off.checks["question_answer_similarity"]
+    assert (on.verdict, off.verdict) == ("kept", "off_topic")
+    # an answer that, as a query, does not find its own chunk gets no question written
+    findable = Candidate(docker, answer=answer)
+    lost = Candidate(docker, answer="Kubernetes operators reconcile custom resources.")  # not in the chunk
+    mark_unfindable([findable, lost], retriever, Stage2Params(min_context_score=0.3))
+    assert findable.verdict == "" and findable.checks["answer_self_score"] >= 0.3
+    assert lost.verdict == "answer_not_findable" and lost.checks["answer_self_score"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("answer", "question", "gives_away"),
     [
@@ -183,6 +207,20 @@ def test_answer_spans_take_informative_sentences_not_headings_or_code() -> None:
     ]
     assert answer_spans(text, 1) == spans[:1]
     assert answer_spans("    x = 1\n    y = 2", 2) == []
+    assert answer_spans(text, 5, sentences=2) == spans  # "See below." points on: no follower
+
+
+def test_answer_spans_run_on_into_the_sentences_that_continue_them() -> None:
+    lead = "The event loop keeps only weak references to tasks, so an unreferenced task can vanish mid-run."
+    follow = "It is safer to keep a strong reference to each task in a set and discard it when done."
+    text = f"{lead} {follow} See the `asyncio` reference for more.\n\nAnother paragraph starts here and is not joined."
+    assert answer_spans(text, 1, sentences=1) == [lead]
+    assert answer_spans(text, 1, sentences=2) == [f"{lead} {follow}"]
+    assert answer_spans(text, 1, sentences=3) == [f"{lead} {follow}"]  # the third points on: the answer stops
+    cut = f"{lead} It is safer to keep a strong reference to each"  # the chunk ends mid-sentence
+    assert answer_spans(cut, 1, sentences=2) == [lead]
+    code = f"{lead} `tasks.add(asyncio.create_task(x()))`; `t.add_done_callback(s.discard)`."
+    assert answer_spans(code, 1, sentences=2) == [lead]
 
 
 def test_sample_chunks_by_source_weights() -> None:
