@@ -2,7 +2,10 @@
 
 Supported: .html/.htm (main content), .md/.markdown (front matter and shortcodes removed),
 .txt, and .jsonl (one document a line: `id`, `text`, optional `title`). A file that cannot be
-used is skipped with a reason, never a crash; a file that is not valid UTF-8 is repaired.
+used is skipped with a reason, never a crash. A file that is not UTF-8 is decoded by its declared charset
+(HTML), else by the charset detected from its bytes (Latin-1, Windows-1252, Shift-JIS, ...: "Café" stays
+"Café"), and only when none fits are its undecodable bytes replaced. An HTML page the parser cannot walk
+(nesting deeper than it allows) is read as flat text.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simrag.errors import DataError
-from simrag.extract import html_to_text, markdown_to_text, tidy
+from simrag.extract import flat_html_text, html_to_text, markdown_to_text, tidy
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ FORMATS = {
 # Files that describe a corpus rather than belong to it.
 IGNORED_NAMES = frozenset({"MANIFEST.json", ".DS_Store", ".gitignore", ".dvcignore"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+# Without a byte-order mark, text is not UTF-16/32: a detector that says so has misread a short 8-bit file.
+_WIDE_ENCODINGS = ["utf_16", "utf_16_be", "utf_16_le", "utf_32", "utf_32_be", "utf_32_le"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,29 @@ def decode(raw: bytes, fmt: str) -> tuple[str | None, str | None]:
                 return raw.decode(declared.group(1).decode("ascii")), None
             except (LookupError, UnicodeDecodeError):
                 pass
+    detected = detect_charset(raw)
+    if detected:
+        return raw.decode(detected), "legacy_charset"
     return raw.decode("utf-8", errors="replace"), "invalid_utf8"
+
+
+def detect_charset(raw: bytes) -> str | None:
+    """The legacy charset of bytes that are not UTF-8, by charset-normalizer, or None if none decodes them.
+
+    On short Western text the detector often ranks a rarer code page first (cp1250 or cp775 for French,
+    EBCDIC for "Café"); where Windows-1252 reads the bytes about as cleanly as the best guess, it wins, as
+    it does in web browsers for undeclared pages. Text that Windows-1252 cannot read cleanly (Cyrillic,
+    Greek, Polish, Japanese) keeps the detector's choice."""
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(raw, cp_exclusion=_WIDE_ENCODINGS))
+    if not matches:
+        return None
+    least = min(m.chaos for m in matches)
+    for m in matches:
+        if m.chaos <= least + 0.1 and (m.encoding == "cp1252" or "cp1252" in m.could_be_from_charset):
+            return "cp1252"
+    return str(min(matches, key=lambda m: (m.chaos, -m.coherence)).encoding)
 
 
 def _jsonl_documents(source: str, path: Path, text: str, result: FileResult) -> None:
@@ -120,7 +147,10 @@ def read_file(corpus_dir: Path, path: Path) -> FileResult:
         log.warning("%s: binary content, skipped", path)
         result.skipped["binary"] += 1
         return result
-    if repair:
+    if repair == "legacy_charset":
+        log.info("%s: not UTF-8, decoded by its detected charset", path)
+        result.repaired[repair] += 1
+    elif repair:
         log.warning("%s: not valid UTF-8, undecodable bytes replaced", path)
         result.repaired[repair] += 1
     source = corpus_dir.name
@@ -130,6 +160,11 @@ def read_file(corpus_dir: Path, path: Path) -> FileResult:
     relpath = path.relative_to(corpus_dir).as_posix()
     if fmt == "html":
         title, body = html_to_text(text)
+        if not body:  # a page the parser could not walk (nesting too deep): its text, flat
+            body = flat_html_text(text)
+            if body:
+                log.warning("%s: HTML structure unreadable (nesting too deep?), read as flat text", path)
+                result.repaired["flat_html"] += 1
     elif fmt == "markdown":
         title, body = markdown_to_text(text)
     else:

@@ -6,6 +6,8 @@ Pure functions of a string; reading files and deciding what to skip is `corpus.p
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
+from typing import Any
 
 import html2text
 import lxml.html
@@ -76,6 +78,46 @@ def html_title(tree: lxml.html.HtmlElement) -> str:
             if title:
                 return title
     return ""
+
+
+class _FlatText(HTMLParser):
+    """The text of a page tag by tag, however deep its nesting (a tokenizer keeps no tree): scripts, styles
+    and the head left out, a line break at each block element."""
+
+    SKIP = frozenset({"script", "style", "head", "noscript", "template", "svg"})
+    BLOCKS = frozenset(
+        {"p", "div", "br", "li", "tr", "pre", "section", "article", "h1", "h2", "h3", "h4", "h5", "h6", "table"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def flat_html_text(markup: str) -> str:
+    """The page's text without its structure: the fallback for a page the parser cannot walk."""
+    parser = _FlatText()
+    parser.feed(markup)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return tidy("\n".join(lines))
 
 
 def html_to_text(markup: str) -> tuple[str, str]:

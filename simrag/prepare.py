@@ -33,7 +33,7 @@ SKIP_REASONS = (
     "too_short",
     "duplicate",
 )
-REPAIRS = ("invalid_utf8", "utf16")
+REPAIRS = ("legacy_charset", "invalid_utf8", "utf16", "flat_html")  # files read after a repair (simrag.corpus)
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], which the embedder adds to every chunk
 
 

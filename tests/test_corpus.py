@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from simrag import corpus
 from simrag.corpus import list_files, read_file
 from simrag.errors import DataError
 
@@ -60,10 +61,26 @@ def test_unusable_files_are_skipped_with_a_reason(tmp_path, name, content, reaso
     assert result.skipped == {reason: 1}
 
 
-def test_wrongly_encoded_file_is_repaired_and_counted(tmp_path):
-    result = _one(tmp_path, "latin.txt", "Caf\xe9 cr\xe8me".encode("latin-1"))
-    assert result.repaired == {"invalid_utf8": 1}
-    assert result.documents[0].text.startswith("Caf")
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Café crème", "latin-1"),
+        ("Café", "cp1252"),  # four bytes: the detector alone would say EBCDIC
+        ("naïve façade résumé — déjà vu", "cp1252"),
+        ("Ein Straßenname: Müller, Größe", "latin-1"),
+        ("Привет мир, это тест кодировки.", "cp1251"),
+        ("Zażółć gęślą jaźń, to jest test kodowania polskiego.", "cp1250"),
+        ("Ελληνικά κείμενα για δοκιμή κωδικοποίησης.", "cp1253"),
+        ("日本語のテキストです。これはテストです。", "shift_jis"),
+    ],
+)
+def test_legacy_encodings_are_detected_not_replaced(tmp_path, text, encoding):
+    result = _one(tmp_path, "legacy.txt", text.encode(encoding))
+    assert result.documents[0].text == text
+    assert result.repaired == {"legacy_charset": 1}
+
+
+def test_declared_and_wide_encodings_and_the_last_resort(tmp_path, monkeypatch):
     declared = _one(
         tmp_path,
         "declared.html",
@@ -72,6 +89,29 @@ def test_wrongly_encoded_file_is_repaired_and_counted(tmp_path):
     assert declared.repaired == {} and declared.documents[0].text == "Café"
     utf16 = _one(tmp_path, "wide.txt", "wide text".encode("utf-16"))
     assert utf16.documents[0].text == "wide text" and utf16.repaired == {"utf16": 1}
+    monkeypatch.setattr(corpus, "detect_charset", lambda raw: None)  # bytes no charset reads
+    replaced = _one(tmp_path, "latin.txt", "Caf\xe9 cr\xe8me".encode("latin-1"))
+    assert replaced.repaired == {"invalid_utf8": 1} and replaced.documents[0].text == "Caf\ufffd cr\ufffdme"
+
+
+def test_html_too_deep_for_the_parser_is_read_as_flat_text(tmp_path):
+    depth = 3000  # the HTML parser stops building the tree at 256 levels
+    page = (
+        "<html><head><title>Deep page</title><style>p {}</style></head><body>"
+        + "<div>" * depth
+        + "<p>Caf&eacute; au lait is served hot.</p><p>A second paragraph.</p><script>var x = 1;</script>"
+        + "</div>" * depth
+        + "</body></html>"
+    )
+    result = _one(tmp_path, "deep.html", page.encode())
+    assert result.skipped == {} and result.repaired == {"flat_html": 1}
+    doc = result.documents[0]
+    assert doc.title == "Deep page"
+    assert doc.text == "Café au lait is served hot.\n\nA second paragraph."
+    shallow = _one(
+        tmp_path, "shallow.html", page.replace("<div>" * depth, "<div>").replace("</div>" * depth, "</div>").encode()
+    )
+    assert shallow.repaired == {} and "Café au lait" in shallow.documents[0].text
 
 
 def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
