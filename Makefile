@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup repro smoke paper data data-test test test-fast lint format typecheck bench clean
+.PHONY: help setup repro verify smoke paper data data-test test test-fast lint format typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ setup: $(STAMP)  ## create .venv with the pinned dependencies
 
 repro: setup  ## pull the data the pipeline needs and run it (dvc repro)
 	dvc repro --pull
+
+verify: setup  ## rerun the whole pipeline in a fresh clone beside this one; print what differs from the committed run
+	$(VENV)/bin/simrag verify
 
 smoke: setup  ## a few-minute run of every stage on a small corpus, as a dvc experiment (profiles/smoke.yaml)
 	dvc pull -q data/raw/corpus/devops-small.dvc data/raw/instructions.dvc data/raw/eval.dvc

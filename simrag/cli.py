@@ -160,6 +160,52 @@ def exp(profile: str, dvc_args: tuple[str, ...], params_path: Path, print_only: 
         raise SystemExit(subprocess.run(command, check=False, env=env).returncode)
 
 
+@main.command()
+@click.option(
+    "--scratch",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A new folder for the fresh run [a temporary folder beside the repository].",
+)
+@click.option(
+    "--compare-only",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A finished fresh run to compare with, instead of running one.",
+)
+def verify(scratch: Path | None, compare_only: Path | None) -> None:
+    """Rerun the pipeline from a fresh clone and print what differs from the committed run.
+
+    Every stage output hash in dvc.lock and every metric value is compared, except times, throughputs and
+    memory. Exits 1 when anything differs. Run it on the machine kind that made the committed run: CPUs
+    of other kinds round bf16 differently.
+    """
+    import subprocess
+    import tempfile
+
+    from simrag.verify import compare, fresh_run
+
+    root = Path.cwd()
+    if not (root / "dvc.lock").is_file():
+        raise click.ClickException("no dvc.lock here: run `simrag verify` in the repository's root")
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "dvc.lock", "metrics"], cwd=root, capture_output=True, text=True
+    ).stdout
+    if dirty:
+        click.echo("warning: dvc.lock or metrics/ have uncommitted changes; the fresh run is of HEAD", err=True)
+    if compare_only is None:
+        fresh = scratch or Path(tempfile.mkdtemp(prefix=f"{root.name}-verify-", dir=root.parent))
+        try:
+            fresh_run(root, fresh, log=lambda line: click.echo(line, err=True))
+        except (FileExistsError, subprocess.CalledProcessError) as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        fresh = compare_only
+    result = compare(root, fresh)
+    click.echo(result.report())
+    sys.exit(0 if result.reproduced else 1)
+
+
 @main.command("serve-index")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve other machines.")

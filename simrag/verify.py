@@ -1,0 +1,162 @@
+"""Does the pipeline reproduce itself? Compare a fresh run's outputs with the committed ones.
+
+`simrag verify` clones the repository at HEAD into a scratch folder, runs `dvc repro --pull
+--no-run-cache` there (every stage executes; nothing is restored from the cache), and compares with the
+working copy:
+
+- every output hash in `dvc.lock`: which stage outputs are byte for byte the same;
+- every value of every metrics file: numbers must be equal, except the ones a rerun cannot repeat (times,
+  throughputs, peak memory, the machine's description), which are left out and counted.
+
+`simrag verify --compare-only SCRATCH` compares a finished scratch run again without rerunning it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Values a rerun on the same inputs is not expected to repeat: wall-clock times, speeds, memory, the host.
+VOLATILE_KEY = re.compile(r"(?:^|_)seconds$|_per_second$|^peak_memory_mb$|^memory_kind$|^machine$|^resumed_from_step$")
+VOLATILE_FILE = re.compile(r"(?:^|/)timing\.json$")  # per-query times at batch 1: every value is a time
+
+
+@dataclass(frozen=True)
+class Difference:
+    where: str  # "metrics/eval/stage1/devops_dev.json: token_f1.mean" or "dvc.lock: index -> data/index"
+    committed: Any
+    fresh: Any
+
+    def describe(self) -> str:
+        delta = ""
+        if _is_number(self.committed) and _is_number(self.fresh):
+            delta = f" ({self.fresh - self.committed:+.6g})"
+        return f"{self.where}: {self.committed!r} -> {self.fresh!r}{delta}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf values of nested dicts and lists by dotted path ("a.b[2].c")."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def _volatile(path: str) -> bool:
+    return any(VOLATILE_KEY.search(re.sub(r"(?:\[\d+\])+$", "", part)) for part in path.split("."))
+
+
+def metric_values(root: Path) -> tuple[dict[str, Any], int]:
+    """Every comparable metric value under root/metrics, keyed "file: path", and how many were left out."""
+    values: dict[str, Any] = {}
+    left_out = 0
+    for file in sorted((root / "metrics").rglob("*.json")):
+        name = file.relative_to(root).as_posix()
+        for path, value in flatten(json.loads(file.read_text(encoding="utf-8"))).items():
+            if VOLATILE_FILE.search(name) or _volatile(path):
+                left_out += 1
+            else:
+                values[f"{name}: {path}"] = value
+    return values, left_out
+
+
+def lock_outputs(root: Path) -> dict[str, str]:
+    """The hash of every stage output in root/dvc.lock, keyed "stage -> path"."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+    outputs: dict[str, str] = {}
+    for stage, entry in (lock.get("stages") or {}).items():
+        for out in entry.get("outs") or []:
+            outputs[f"{stage} -> {out['path']}"] = str(out.get("md5") or out.get("hash") or "")
+    return outputs
+
+
+@dataclass
+class Comparison:
+    outputs_same: int
+    output_differences: list[Difference]
+    metrics_same: int
+    metric_differences: list[Difference]
+    metrics_left_out: int
+
+    @property
+    def reproduced(self) -> bool:
+        return not self.output_differences and not self.metric_differences
+
+    def report(self) -> str:
+        lines = [
+            f"stage outputs: {self.outputs_same} identical, {len(self.output_differences)} differ",
+            *(f"  {d.where}" for d in self.output_differences),
+            f"metrics: {self.metrics_same} identical, {len(self.metric_differences)} differ "
+            f"({self.metrics_left_out} times, throughputs and memory figures not compared)",
+            *(f"  {d.describe()}" for d in self.metric_differences),
+        ]
+        lines.append("reproduced exactly" if self.reproduced else "NOT reproduced exactly")
+        return "\n".join(lines)
+
+
+def _diff(committed: dict[str, Any], fresh: dict[str, Any], label: str = "") -> tuple[int, list[Difference]]:
+    same, differences = 0, []
+    for key in sorted(set(committed) | set(fresh)):
+        a, b = committed.get(key, "<missing>"), fresh.get(key, "<missing>")
+        if a == b:
+            same += 1
+        else:
+            differences.append(Difference(f"{label}{key}", a, b))
+    return same, differences
+
+
+def compare(committed_root: Path, fresh_root: Path) -> Comparison:
+    """The committed run (a working copy) against a fresh one (a scratch run of the same commit)."""
+    outputs_same, output_differences = _diff(lock_outputs(committed_root), lock_outputs(fresh_root), "dvc.lock: ")
+    committed, left_out = metric_values(committed_root)
+    fresh, _ = metric_values(fresh_root)
+    metrics_same, metric_differences = _diff(committed, fresh)
+    return Comparison(outputs_same, output_differences, metrics_same, metric_differences, left_out)
+
+
+def remote_urls(root: Path) -> dict[str, str]:
+    """The DVC remotes of the repository at root, their URLs resolved (a relative path is relative to the
+    config file that names it, so a clone elsewhere must be told where the remote is)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {name: str(conf["url"]) for name, conf in repo.config["remote"].items() if "url" in conf}
+
+
+def fresh_run(root: Path, scratch: Path, log: Any = print) -> None:
+    """Clone root at HEAD into scratch (a new folder) and run the whole pipeline there: the raw data pulled
+    from root's remote, every stage executed."""
+    import os
+    import subprocess
+    import sys
+
+    # The stages call `python` and `dvc`: this environment's, wherever the command was started from; and
+    # they import the clone's `simrag`, not the working copy's (an editable install points there).
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(scratch.resolve()),
+    }
+    if scratch.exists() and any(scratch.iterdir()):
+        raise FileExistsError(f"{scratch} is not empty: name a new folder for the fresh run")
+    subprocess.run(["git", "clone", "--quiet", str(root), str(scratch)], check=True)
+    for name, url in remote_urls(root).items():
+        subprocess.run(["dvc", "remote", "modify", "--local", name, "url", url], cwd=scratch, env=env, check=True)
+    log(f"running the pipeline in {scratch} (every stage executes: hours on a laptop CPU)")
+    subprocess.run(["dvc", "repro", "--pull", "--no-run-cache"], cwd=scratch, env=env, check=True)

@@ -1,0 +1,60 @@
+import json
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from simrag.cli import main
+from simrag.verify import compare, flatten
+
+
+def _run(root: Path, token_f1: float, index_md5: str, seconds: float) -> Path:
+    (root / "metrics" / "eval").mkdir(parents=True)
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "index": {"cmd": "x", "outs": [{"path": "data/index", "md5": index_md5}]},
+            "train_stage1": {"cmd": "y", "outs": [{"path": "data/models/stage1", "md5": "aaa.dir"}]},
+        },
+    }
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    metrics = {
+        "token_f1": {"mean": token_f1, "ci_low": 0.1},
+        "generation_seconds": seconds,
+        "tokens_per_second": 100 / seconds,
+        "machine": {"cpu": "AMD EPYC" if seconds > 1 else "Intel Xeon"},
+        "verdicts": [{"kept": 3}],
+    }
+    (root / "metrics" / "eval" / "stage1.json").write_text(json.dumps(metrics))
+    (root / "metrics" / "timing.json").write_text(json.dumps({"stage1": {"mean": seconds}}))
+    return root
+
+
+def test_flatten_names_every_leaf() -> None:
+    assert flatten({"a": {"b": [1, {"c": 2}]}, "d": "x"}) == {"a.b[0]": 1, "a.b[1].c": 2, "d": "x"}
+
+
+def test_times_and_machines_are_not_compared_but_every_other_value_is(tmp_path: Path) -> None:
+    committed = _run(tmp_path / "committed", 0.25, "111.dir", seconds=2.0)
+    same = compare(committed, _run(tmp_path / "same", 0.25, "111.dir", seconds=0.5))
+    assert same.reproduced and same.outputs_same == 2 and same.metrics_same == 3
+    assert same.metrics_left_out == 4  # two times, a throughput, the machine; the timing file
+    other = compare(committed, _run(tmp_path / "other", 0.2501, "222.dir", seconds=2.0))
+    assert not other.reproduced
+    assert [d.where for d in other.output_differences] == ["dvc.lock: index -> data/index"]
+    assert [d.where for d in other.metric_differences] == ["metrics/eval/stage1.json: token_f1.mean"]
+    assert "+0.0001" in other.metric_differences[0].describe()
+    assert "NOT reproduced" in other.report()
+
+
+def test_verify_command_compares_a_finished_run(tmp_path: Path, monkeypatch) -> None:
+    committed = _run(tmp_path / "committed", 0.25, "111.dir", seconds=2.0)
+    monkeypatch.chdir(committed)
+    runner = CliRunner()
+    same = runner.invoke(main, ["verify", "--compare-only", str(_run(tmp_path / "same", 0.25, "111.dir", 3.0))])
+    assert same.exit_code == 0 and "reproduced exactly" in same.output
+    differs = runner.invoke(main, ["verify", "--compare-only", str(_run(tmp_path / "b", 0.3, "111.dir", 3.0))])
+    assert differs.exit_code == 1 and "token_f1.mean: 0.25 -> 0.3" in differs.output
+    monkeypatch.chdir(tmp_path)
+    nowhere = runner.invoke(main, ["verify", "--compare-only", str(committed)])
+    assert nowhere.exit_code != 0 and "no dvc.lock here" in nowhere.output
