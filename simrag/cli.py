@@ -54,6 +54,7 @@ def search(
             top_k=top_k or (retrieval.top_k if retrieval else 5),
             threshold=threshold if threshold is not None else (retrieval.threshold if retrieval else 0.7),
             drop_below_threshold=retrieval.drop_below_threshold if retrieval else False,
+            search_mode=retrieval.search if retrieval else "exact",
         )
     except SimragError as exc:
         raise click.ClickException(str(exc)) from None

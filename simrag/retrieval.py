@@ -1,10 +1,19 @@
-"""Top-k retrieval over the chunk index: the one retriever every stage and the CLI use."""
+"""Top-k retrieval over the chunk index: the one retriever every stage and the CLI use.
+
+Exact by default: the index's vectors are read from ChromaDB once and every query is scored against all of
+them (a matrix product), ties broken by the order of the index. ChromaDB's own HNSW search is approximate,
+and its graph is not the same from one build of the same vectors to the next: two builds of the DevOps
+index gave different top-5 lists for 2-3 of 185 evaluation questions, enough to change which pairs a
+Stage 2 round keeps. `search="approximate"` uses it (and a Chroma server is always searched so).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from simrag.embedding import embed, load_embedder
 from simrag.vectorstore import open_collection
@@ -56,6 +65,7 @@ class Retriever:
     dtype: str = "auto"
     embedder: str | None = None  # None: the embedder the index was built with
     server: str = ""  # the URL of a Chroma server that serves this index; empty: read the folder in-process
+    search_mode: str = "exact"  # exact | approximate (ChromaDB's HNSW); a server is searched approximately
     stats: RetrievalStats = field(default_factory=RetrievalStats)
 
     def __post_init__(self) -> None:
@@ -64,6 +74,15 @@ class Retriever:
         meta = self._collection.metadata or {}
         self.embedder = self.embedder or meta.get("embedder", "default")
         self._model = load_embedder(self.embedder, self.device, self.dtype, meta.get("max_seq_length"))
+        self._all: dict[str, Any] | None = None
+        if self.search_mode == "exact" and not self.server:
+            found = self._collection.get(include=["embeddings", "documents", "metadatas"])
+            self._all = {
+                "ids": found["ids"],
+                "vectors": np.asarray(found["embeddings"], dtype=np.float32).reshape(len(found["ids"]), -1),
+                "documents": found["documents"] or [],
+                "metadatas": found["metadatas"] or [],
+            }
 
     @classmethod
     def from_params(cls, index_dir: Path, params: Params, top_k: int | None = None) -> Retriever:
@@ -72,7 +91,13 @@ class Retriever:
         r = params.retrieval
         server = r.servers.get(Path(index_dir).as_posix(), "")
         return cls(
-            index_dir, params.index.collection, top_k or r.top_k, r.threshold, r.drop_below_threshold, server=server
+            index_dir,
+            params.index.collection,
+            top_k or r.top_k,
+            r.threshold,
+            r.drop_below_threshold,
+            server=server,
+            search_mode=r.search,
         )
 
     @property
@@ -91,9 +116,13 @@ class Retriever:
             return []
         k = k or self.top_k
         vectors = embed(self._model, queries, batch_size=64)
-        found = self._collection.query(
-            query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
-        )
+        found: Any
+        if self._all is not None:
+            found = self._exact(vectors, k)
+        else:
+            found = self._collection.query(
+                query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+            )
         results = []
         for ids, docs, metas, distances in zip(
             found["ids"], found["documents"] or [], found["metadatas"] or [], found["distances"] or [], strict=True
@@ -117,3 +146,23 @@ class Retriever:
             results.append(hits)
         self.stats.queries += len(queries)
         return results
+
+    def _exact(self, queries: np.ndarray, k: int) -> dict[str, list[list[Any]]]:
+        """Chroma's query answer, computed exactly: the k best cosine scores of each query, the earlier
+        chunk of the index first among equal scores."""
+        assert self._all is not None
+        every = self._all
+        k = min(k, len(every["ids"]))
+        found: dict[str, list[list[Any]]] = {"ids": [], "documents": [], "metadatas": [], "distances": []}
+        if k == 0:
+            return {key: [[] for _ in queries] for key in found}
+        for start in range(0, len(queries), 256):  # a 256 x chunks score matrix at a time
+            scores = queries[start : start + 256] @ every["vectors"].T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            for row, picked in zip(scores, top, strict=True):
+                order = sorted(picked.tolist(), key=lambda i: (-row[i], i))
+                found["ids"].append([every["ids"][i] for i in order])
+                found["documents"].append([every["documents"][i] for i in order])
+                found["metadatas"].append([every["metadatas"][i] for i in order])
+                found["distances"].append([1.0 - float(row[i]) for i in order])
+        return found
