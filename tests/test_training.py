@@ -264,6 +264,30 @@ def test_fast_dropout_drops_p_and_keeps_the_expectation() -> None:
         FastDropout(1.0)
 
 
+def test_fast_dropout_keeps_a_boolean_mask_and_matches_the_plain_product_under_autocast() -> None:
+    from simrag.fast_dropout import FastDropout
+
+    dropout = FastDropout(0.05).train()
+    weight = torch.randn(16, 64, requires_grad=True)
+    x = torch.randn(32, 64, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    torch.manual_seed(1)
+    hooks = torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t)
+    with hooks, torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = torch.nn.functional.linear(dropout(x), weight)
+    assert saved[0].dtype == torch.bool and saved[0].shape == x.shape  # the mask, at 1 byte an element
+    assert not any(t.dtype == torch.float32 and t.shape == x.shape for t in saved)  # no float copy of it
+    ours.sum().backward()
+    ours_grads = x.grad.clone(), weight.grad.clone()
+    keep = saved[0]
+    x.grad = weight.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what x * mask did: the same numbers
+        plain = torch.nn.functional.linear(x * (keep.float() * dropout._scale), weight)
+    plain.sum().backward()
+    assert torch.equal(ours, plain)
+    assert torch.equal(ours_grads[0], x.grad) and torch.equal(ours_grads[1], weight.grad)
+
+
 def test_cpu_training_uses_fast_lora_dropout(tiny_model_dir: Path) -> None:
     from simrag.fast_dropout import FastDropout
     from simrag.training import load_trainable
