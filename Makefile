@@ -61,7 +61,7 @@ bench: setup  ## print speed figures of prepare, index, search, generation, merg
 	$(PY) benchmarks/bench_search.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_generation.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_merge.py
-	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_training.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_retriever.py
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 $(PY) benchmarks/bench_pubmedqa.py
 

@@ -1,34 +1,53 @@
-"""Training throughput: simrag's LoRA training vs. a plain fp32 LoRA step.
+"""Training speed and peak memory of each training stage, as params.yaml sets it, against a plain LoRA step.
 
-    python benchmarks/bench_training.py [--base data/models/base] [--updates 4]
+    python benchmarks/bench_training.py [--updates 4] [--params params.yaml]
 
 plain:  PEFT LoRA (r=16, alpha=32, dropout 0.05, all projections) on the fp32 model, a fixed batch of
         8 x 256 random tokens, the loss over every position (what a hand-written loop does).
-simrag: `train_adapter` on the first Alpaca records (length-grouped batches of 8, gradient
-        accumulation 2, bf16 autocast where the CPU has it, the output head on answer tokens only,
-        16-bit-draw LoRA dropout), `--updates` optimizer updates; tokens/s counts real (non-padding) tokens.
-Target (issue: train_stage1): simrag at least 1.5x plain. Run it on a quiet machine, as the training
-stages run (`make bench` does), with glibc told to keep freed memory for reuse:
+stage1: `train_adapter` on the Alpaca records with the `train` block's batch, accumulation and max_len
+        (bf16 autocast where the CPU has it, the output head on answer tokens only, LoRA dropout keeping
+        a boolean mask), `--updates` optimizer updates; tokens/s counts real (non-padding) tokens.
+stage2: the same on round r1's kept pairs (data/qa/r1.jsonl, as RAG prompts with stage2.max_context_tokens
+        of context) with the round's own batch and learning rate; skipped until `generate_qa@r1` has run.
 
-    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 python benchmarks/bench_training.py
-
-Both sides then run faster; without those variables, compare with the plain figure of a default run.
+Each side runs in a fresh process with the environment its DVC stage gives it (the `env` settings of its
+command in dvc.yaml), so the peak resident memory printed is that stage's own. Targets: every stage within
+6 GB, and at least 1.5x the plain step's tokens/s. Run it on a quiet machine; `make bench` does.
 """
 
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import click
-import torch
+import yaml
 
-from simrag.config import LoraParams, TrainParams
-from simrag.instructions import load_instructions
-from simrag.machine import describe
-from simrag.training import TrainSetup, train_adapter
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def plain_tokens_per_second(base: Path, steps: int) -> float:
+def stage_env(stage: str) -> dict[str, str]:
+    """The `env NAME=value` settings that open the stage's command in dvc.yaml."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    cmd = (spec.get("do") or spec)["cmd"]
+    words = shlex.split(cmd.replace("${launch.train}", "python"))
+    settings = {}
+    if words and words[0] == "env":
+        for word in words[1:]:
+            if "=" not in word:
+                break
+            name, value = word.split("=", 1)
+            settings[name] = value
+    return settings
+
+
+def plain(base: Path, steps: int) -> dict:
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -45,29 +64,81 @@ def plain_tokens_per_second(base: Path, steps: int) -> float:
         optimizer.zero_grad()
         if step:  # the first step warms up
             seconds.append(time.perf_counter() - started)
-    return batch.numel() / (sum(seconds) / len(seconds))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"tokens_per_second": batch.numel() / (sum(seconds) / len(seconds)), "peak_memory_mb": peak}
+
+
+def stage_run(stage: str, params_path: Path, base: Path, updates: int) -> dict:
+    from simrag.config import load_params
+    from simrag.instructions import load_instructions
+    from simrag.models import load_tokenizer
+    from simrag.synthetic_qa import qa_conversations, read_round
+    from simrag.training import TrainSetup, train_adapter
+
+    params = load_params(params_path)
+    if stage == "stage1":
+        data, _ = load_instructions(params.stage1.data, params.stage1.max_examples, params.train.seed)
+        train = params.train
+    else:
+        _, settings = params.round_settings("r1")
+        kept = [r for r in read_round(ROOT / "data" / "qa", "r1") if r.get("verdict") == "kept"]
+        data = qa_conversations(kept, load_tokenizer(base), settings.max_context_tokens)
+        train = settings.train_params(params.train)
+    train = train.model_copy(update={"max_steps": updates, "save_steps": 10_000, "eval_steps": 10_000})
+    setup = TrainSetup(lora=params.lora, train=train, epochs=1, device=params.model.device, dtype=params.model.dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        figures = train_adapter(base, data, [], setup, root / "out", root / "ckpt", root / "plots")
+    figures["batch"] = f"{train.batch_size} x {train.grad_accum} accumulated, max_len {train.max_len}"
+    return figures
+
+
+def child(side: str, params_path: Path, base: Path, updates: int) -> dict:
+    """Run one side in a fresh process with its stage's environment; its figures as a dict."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if side != "plain":
+        env.update(stage_env("train_stage1" if side == "stage1" else "train_stage2"))
+    args = [sys.executable, __file__, "--child", side, "--params", str(params_path), "--base", str(base)]
+    done = subprocess.run([*args, "--updates", str(updates)], env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise click.ClickException(f"{side} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @click.command()
-@click.option("--base", type=click.Path(path_type=Path), default="data/models/base")
-@click.option("--data", default="data/raw/instructions/alpaca_en_1k.json")
-@click.option("--updates", type=int, default=4, help="optimizer updates of the simrag run")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=ROOT / "params.yaml")
+@click.option("--base", type=click.Path(path_type=Path), default=ROOT / "data" / "models" / "base")
+@click.option("--updates", type=int, default=4, help="optimizer updates of each stage's run")
 @click.option("--plain-steps", type=int, default=3)
-def main(base: Path, data: str, updates: int, plain_steps: int) -> None:
-    print(f"machine: {describe()}, torch {torch.__version__}")
-    plain = plain_tokens_per_second(base, plain_steps)
-    print(f"plain fp32 LoRA, 8x256 tokens: {plain:.1f} tokens/s", flush=True)
-    conversations, _ = load_instructions([data], max_examples=0, seed=0)
-    setup = TrainSetup(lora=LoraParams(), train=TrainParams(max_steps=updates), epochs=1, device="cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        figures = train_adapter(base, conversations, [], setup, root / "out", root / "ckpt", root / "plots")
-    ours = figures["tokens_per_second"]
+@click.option("--child", "side", type=click.Choice(["plain", "stage1", "stage2"]), default=None, hidden=True)
+def main(params_path: Path, base: Path, updates: int, plain_steps: int, side: str | None) -> None:
+    if side == "plain":
+        print(json.dumps(plain(base, plain_steps)))
+        return
+    if side:
+        print(json.dumps(stage_run(side, params_path, base, updates), default=str))
+        return
+    from simrag.machine import describe
+
+    print(f"machine: {describe()}")
+    reference = child("plain", params_path, base, plain_steps)
     print(
-        f"simrag ({figures['precision']}), {updates} updates, {figures['tokens']} tokens: {ours:.1f} tokens/s, "
-        f"peak RSS {figures['peak_memory_mb']:.0f} MB"
+        f"plain fp32 LoRA, 8x256 tokens: {reference['tokens_per_second']:.1f} tokens/s, "
+        f"peak RSS {reference['peak_memory_mb']:.0f} MB",
+        flush=True,
     )
-    print(f"speed-up: {ours / plain:.2f}x (target 1.5x)")
+    for stage in ("stage1", "stage2"):
+        if stage == "stage2" and not (ROOT / "data" / "qa" / "r1.jsonl").is_file():
+            print("stage2: skipped (no data/qa/r1.jsonl: run `dvc repro generate_qa@r1` first)")
+            continue
+        figures = child(stage, params_path, base, updates)
+        speed = figures["tokens_per_second"]
+        print(
+            f"{stage} ({figures['precision']}, {figures['batch']}), {figures['steps']} updates, "
+            f"{figures['tokens']} tokens: {speed:.1f} tokens/s ({speed / reference['tokens_per_second']:.2f}x plain, "
+            f"target 1.5x), peak RSS {figures['peak_memory_mb']:.0f} MB (target 6,144)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
