@@ -7,6 +7,8 @@ on AVX-512 bf16 dot products (e.g. AMD Zen 4), or is emulated; the same 2 cores 
 
 import os
 import platform
+import resource
+import sys
 from pathlib import Path
 
 
@@ -31,3 +33,9 @@ def describe() -> str:
     else:
         bf16 = "no bf16 instructions" if flags else "bf16 support unknown"
     return f"{name or platform.processor() or 'CPU'}, {platform.machine()}, {os.cpu_count()} cores, {bf16}"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux counts ru_maxrss in KiB, macOS in bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import resource
 import shutil
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from simrag.embedding import choose_device
 from simrag.errors import ConfigError, DataError
 from simrag.instructions import Conversation
 from simrag.jsonio import atomic_dir, read_json, write_json
+from simrag.machine import peak_rss_mb
 from simrag.models import choose_model_dtype, load_tokenizer, quantization_config
 
 if TYPE_CHECKING:
@@ -282,7 +282,7 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
         import torch
 
         return round(torch.cuda.max_memory_allocated() / 2**20, 1), "cuda_max_allocated"
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "process_peak_rss"
+    return peak_rss_mb(), "process_peak_rss"
 
 
 def _trainer_class() -> Any:

@@ -6,6 +6,7 @@ import click
 
 from simrag.config import load_params
 from simrag.jsonio import write_json
+from simrag.machine import peak_rss_mb
 from simrag.models import materialize_base
 from simrag.stage import stage
 
@@ -18,7 +19,7 @@ from simrag.stage import stage
 def main(params_path: Path, out: Path, metrics_path: Path) -> str:
     params = load_params(params_path)
     facts = materialize_base(params.model.base, out)
-    write_json(metrics_path, facts)
+    write_json(metrics_path, {**facts, "peak_memory_mb": peak_rss_mb()})
     return f"{facts['source']}: {facts['parameters']:,} parameters, {facts['size_mb']} MB"
 
 

@@ -11,6 +11,7 @@ from simrag.config import load_params
 from simrag.embedding import load_embedder
 from simrag.evaluation import evaluate_set, load_questions
 from simrag.jsonio import atomic_dir, write_json, write_jsonl
+from simrag.machine import peak_rss_mb
 from simrag.models import load_generator
 from simrag.retrieval import Retriever
 from simrag.stage import stage
@@ -53,11 +54,12 @@ def main(
             reference_embedder=reference,
         )
         results[set_name] = (records, {**summary, "skipped_lines": skipped})
+    peak = peak_rss_mb()  # of the whole stage, every set evaluated
     # Written only once every set is done: a failure leaves no partial results behind.
     with atomic_dir(out / model_name) as records_dir, atomic_dir(metrics_dir / model_name) as summary_dir:
         for set_name, (records, summary) in results.items():
             write_jsonl(records_dir / f"{set_name}.jsonl", records)
-            write_json(summary_dir / f"{set_name}.json", summary)
+            write_json(summary_dir / f"{set_name}.json", {**summary, "peak_memory_mb": peak})
     return ", ".join(
         f"{name}: quality {s['answer_quality']['mean']:.3f}, relevance {s['context_relevance']['mean']:.3f}"
         + (f", similarity {s['answer_similarity']['mean']:.3f}" if "answer_similarity" in s else "")

@@ -12,6 +12,7 @@ import click
 from simrag.config import load_params
 from simrag.indexing import read_chunks
 from simrag.jsonio import atomic_open, write_json, write_jsonl
+from simrag.machine import peak_rss_mb
 from simrag.models import load_generator
 from simrag.retrieval import Retriever
 from simrag.stage import stage
@@ -69,6 +70,7 @@ def main(
         "recipe": settings.recipe,
         "target_pairs": settings.target_pairs,
         **figures(candidates, verdicts, writer, used),
+        "peak_memory_mb": peak_rss_mb(),
     }
     write_jsonl(out / f"{round_name}.jsonl", (to_record(c, round_name) for c in candidates))
     with atomic_open(samples_dir / f"qa_samples_{round_name}.md") as f:

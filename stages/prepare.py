@@ -6,6 +6,7 @@ import click
 
 from simrag.config import load_params
 from simrag.jsonio import write_json, write_jsonl
+from simrag.machine import peak_rss_mb
 from simrag.prepare import prepare_corpus
 from simrag.stage import stage
 
@@ -21,7 +22,7 @@ def main(params_path: Path, out: Path, metrics_path: Path) -> str:
     params = load_params(params_path)
     result = prepare_corpus(params.prepare, params.embedder)
     write_jsonl(out, (chunk.to_dict() for chunk in result.chunks))
-    write_json(metrics_path, result.metrics)
+    write_json(metrics_path, {**result.metrics, "peak_memory_mb": peak_rss_mb()})
     m = result.metrics
     skipped = {reason: n for reason, n in m["skipped"].items() if n}
     return f"{m['documents']} documents, {m['chunks']} chunks, skipped {skipped or 'none'}"

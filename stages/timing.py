@@ -8,7 +8,7 @@ import click
 from simrag.config import load_params
 from simrag.evaluation import load_questions
 from simrag.jsonio import write_json
-from simrag.machine import describe
+from simrag.machine import describe, peak_rss_mb
 from simrag.models import load_generator
 from simrag.retrieval import Retriever
 from simrag.stage import stage
@@ -38,7 +38,16 @@ def main(params_path: Path, base: Path, out: Path) -> str:
     texts = [q["question"] for q in questions]
     samples, seed = params.evaluate.bootstrap_samples, params.evaluate.seed
     times = interleaved_times(models, texts, params.generation, samples, seed)
-    write_json(out, {"set": set_name, "questions": len(questions), "machine": describe(), "models": times})
+    write_json(
+        out,
+        {
+            "set": set_name,
+            "questions": len(questions),
+            "machine": describe(),
+            "peak_memory_mb": peak_rss_mb(),
+            "models": times,
+        },
+    )
     return ", ".join(f"{name} {t['mean']:.2f} s" for name, t in times.items())
 
 
