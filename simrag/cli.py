@@ -127,6 +127,35 @@ def ask(
         click.echo(f"  [{rank}] {hit.score:.3f}{mark} {hit.chunk_id}")
 
 
+@main.command()
+@click.argument("model_name", metavar="MODEL")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Weights as saved (the LoRA update is merged in float32 first; bfloat16 halves the size).",
+)
+@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+def export(model_name: str, out: Path, dtype: str, base: Path, params_path: Path) -> None:
+    """Write MODEL (a key of evaluate.models, e.g. stage2_r2) to the new folder OUT as a standalone model.
+
+    Its LoRA adapter is merged into the base; the folder loads with plain transformers
+    (AutoModelForCausalLM.from_pretrained(OUT)) and carries a model card: the base, the chain of stages
+    that made the model, their data and params, and its evaluation with confidence intervals.
+    """
+    from simrag.export import export_model
+
+    try:
+        export_model(model_name, out, load_params(params_path), base, dtype)
+    except SimragError as exc:
+        raise click.ClickException(str(exc)) from None
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    click.echo(f"{model_name} -> {out} ({size:.0f} MB, {dtype}); model card: {out / 'README.md'}")
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("profile")
 @click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
