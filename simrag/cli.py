@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -93,38 +94,49 @@ def ask(
     question: str, model_name: str, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path
 ) -> None:
     """Answer QUESTION with retrieval-augmented generation, showing the retrieved chunks."""
-    from simrag.generation import generate
-    from simrag.models import load_generator
-    from simrag.prompting import fit_context, rag_messages, render
-    from simrag.retrieval import Retriever
+    from simrag.rag import RagModel
 
     try:
-        params = load_params(params_path)
-        if model_name not in params.evaluate.models:
-            known = ", ".join(params.evaluate.models)
-            raise click.ClickException(f"unknown model {model_name!r}: evaluate.models has {known}")
-        entry = params.evaluate.models[model_name]
-        weights = Path(entry.weights)
-        adapter = None if weights.resolve() == base.resolve() else weights
-        g = params.generation
-        retriever = Retriever.from_params(index_dir or Path(entry.index), params, top_k)
-        generator = load_generator(
-            base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
-        )
+        rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
     except SimragError as exc:
         raise click.ClickException(str(exc)) from None
-    started = time.perf_counter()
-    hits = retriever.search(question)
-    prompt = render(
-        generator.tokenizer, rag_messages(question, fit_context(hits, generator.tokenizer, g.max_context_tokens))
-    )
-    answer = generate(generator, [prompt], g.max_new_tokens, g.repetition_penalty, batch_size=1)[0]
-    elapsed = time.perf_counter() - started
+    _print_answer(rag.answer(question), model_name)
+
+
+def _print_answer(answer: Any, model_name: str) -> None:
     click.echo(f"{answer.text}\n")
-    click.echo(f"({model_name}, {elapsed:.1f} s, {answer.n_tokens} tokens; context from:)")
-    for rank, hit in enumerate(hits, start=1):
+    cut = ", cut off at the token limit" if answer.cut_off else ""
+    click.echo(f"({model_name}, {answer.seconds:.1f} s, {answer.n_tokens} tokens{cut}; context from:)")
+    for rank, hit in enumerate(answer.hits, start=1):
         mark = "*" if hit.above_threshold else " "
         click.echo(f"  [{rank}] {hit.score:.3f}{mark} {hit.chunk_id}")
+
+
+@main.command()
+@click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
+@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
+@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+def chat(model_name: str, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path) -> None:
+    """Ask questions one after another: the model and the index load once, each answer shows its sources
+    and time. An empty line, `/exit` or end of input (Ctrl-D) ends it."""
+    from simrag.rag import RagModel
+
+    try:
+        rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
+    except SimragError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{model_name} on {rag.index_dir} ({len(rag.retriever)} chunks). Ask away; an empty line ends.")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            break
+        if not question or question in ("/exit", "/quit"):
+            break
+        _print_answer(rag.answer(question), model_name)
+        click.echo("")
 
 
 @main.command()

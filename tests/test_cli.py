@@ -70,7 +70,37 @@ def test_ask_answers_with_the_retrieved_chunks(tmp_path, tiny_model_dir, topic_i
     args = ["ask", "What is a Kubernetes Pod?", "--base", str(tiny_model_dir)]  # the index: the model's
     result = CliRunner().invoke(main, [*args, "--params", str(params)])
     assert result.exit_code == 0, result.output
-    assert "(baseline, " in result.output and "tokens; context from:)" in result.output
+    assert "(baseline, " in result.output and "5 tokens, cut off at the token limit; context from:)" in result.output
     assert "[1] " in result.output and "k8s-pods.md#0" in result.output and "[3]" not in result.output
     unknown = CliRunner().invoke(main, [*args, "--params", str(params), "--model", "stage9"])
     assert unknown.exit_code == 1 and "unknown model 'stage9'" in unknown.output
+
+
+def test_chat_loads_once_and_answers_each_question_with_its_sources(tmp_path, tiny_model_dir, topic_index, monkeypatch):
+    import yaml
+
+    from simrag import rag
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu", "dtype": "fp32"},
+                "generation": {"max_new_tokens": 4, "max_context_tokens": 64},
+                "retrieval": {"top_k": 2},
+                "evaluate": {"models": {"baseline": {"weights": str(tiny_model_dir), "index": str(topic_index)}}},
+            }
+        )
+    )
+    loads = []
+    real_init = rag.RagModel.__init__
+    monkeypatch.setattr(rag.RagModel, "__init__", lambda self, *a, **k: loads.append(1) or real_init(self, *a, **k))
+    questions = "What is a Kubernetes Pod?\nHow does git rebase work?\n/exit\nnever asked\n"
+    args = ["chat", "--base", str(tiny_model_dir), "--params", str(params)]
+    result = CliRunner().invoke(main, args, input=questions)
+    assert result.exit_code == 0, result.output
+    assert len(loads) == 1 and result.output.count("context from:)") == 2
+    assert "k8s-pods.md#0" in result.output and "git-rebase.md#0" in result.output
+    assert "20 chunks" in result.output
+    ended = CliRunner().invoke(main, args, input="")  # end of input at once
+    assert ended.exit_code == 0 and "context from" not in ended.output
