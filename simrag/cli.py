@@ -248,6 +248,41 @@ def verify(scratch: Path | None, compare_only: Path | None) -> None:
     sys.exit(0 if result.reproduced else 1)
 
 
+@main.command()
+@click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 serves other machines too.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
+@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+def serve(
+    model_name: str, host: str, port: int, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path
+) -> None:
+    """Serve MODEL over HTTP: OpenAI-compatible /v1/chat/completions answered with retrieval (the sources in
+    the response), /search, /v1/models and /health. Ctrl-C stops it."""
+    import logging
+
+    from simrag.rag import RagModel
+    from simrag.serve import make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
+        server = make_server(rag, host, port)
+    except SimragError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    click.echo(f"serving {model_name} on http://{host}:{server.server_address[1]} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @main.command("serve-index")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default="data/index", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve other machines.")
