@@ -223,3 +223,20 @@ def tiny_adapter_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: P
     out = tmp_path_factory.mktemp("tiny-adapter")
     get_peft_model(model, config).save_pretrained(out)
     return out
+
+
+def tiny_rag_params(path: Path, model_dir: Path, index_dir: Path, max_new_tokens: int = 5) -> Path:
+    """A params file serving the tiny model as `baseline` on `index_dir` (top 2, short answers), at `path`."""
+    import yaml
+
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu", "dtype": "fp32"},
+                "generation": {"max_new_tokens": max_new_tokens, "max_context_tokens": 64},
+                "retrieval": {"top_k": 2},
+                "evaluate": {"models": {"baseline": {"weights": str(model_dir), "index": str(index_dir)}}},
+            }
+        )
+    )
+    return path

@@ -3,6 +3,7 @@ import json
 from click.testing import CliRunner
 
 from simrag.cli import main
+from tests.conftest import tiny_rag_params
 
 
 def test_search_prints_ranked_hits_with_scores(topic_index, tmp_path):
@@ -54,19 +55,7 @@ def test_search_without_an_index_says_how_to_build_it(tmp_path):
 
 
 def test_ask_answers_with_the_retrieved_chunks(tmp_path, tiny_model_dir, topic_index):
-    import yaml
-
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        yaml.safe_dump(
-            {
-                "model": {"device": "cpu", "dtype": "fp32"},
-                "generation": {"max_new_tokens": 5, "max_context_tokens": 64},
-                "retrieval": {"top_k": 2},
-                "evaluate": {"models": {"baseline": {"weights": str(tiny_model_dir), "index": str(topic_index)}}},
-            }
-        )
-    )
+    params = tiny_rag_params(tmp_path / "params.yaml", tiny_model_dir, topic_index, max_new_tokens=5)
     args = ["ask", "What is a Kubernetes Pod?", "--base", str(tiny_model_dir)]  # the index: the model's
     result = CliRunner().invoke(main, [*args, "--params", str(params)])
     assert result.exit_code == 0, result.output
@@ -77,21 +66,9 @@ def test_ask_answers_with_the_retrieved_chunks(tmp_path, tiny_model_dir, topic_i
 
 
 def test_chat_loads_once_and_answers_each_question_with_its_sources(tmp_path, tiny_model_dir, topic_index, monkeypatch):
-    import yaml
-
     from simrag import rag
 
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        yaml.safe_dump(
-            {
-                "model": {"device": "cpu", "dtype": "fp32"},
-                "generation": {"max_new_tokens": 4, "max_context_tokens": 64},
-                "retrieval": {"top_k": 2},
-                "evaluate": {"models": {"baseline": {"weights": str(tiny_model_dir), "index": str(topic_index)}}},
-            }
-        )
-    )
+    params = tiny_rag_params(tmp_path / "params.yaml", tiny_model_dir, topic_index, max_new_tokens=4)
     loads = []
     real_init = rag.RagModel.__init__
     monkeypatch.setattr(rag.RagModel, "__init__", lambda self, *a, **k: loads.append(1) or real_init(self, *a, **k))

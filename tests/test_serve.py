@@ -9,21 +9,12 @@ import yaml
 from simrag.config import load_params
 from simrag.rag import RagModel
 from simrag.serve import make_server
+from tests.conftest import tiny_rag_params
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory, tiny_model_dir, topic_index):
-    params_path = tmp_path_factory.mktemp("serve") / "params.yaml"
-    params_path.write_text(
-        yaml.safe_dump(
-            {
-                "model": {"device": "cpu", "dtype": "fp32"},
-                "generation": {"max_new_tokens": 6, "max_context_tokens": 64},
-                "retrieval": {"top_k": 2},
-                "evaluate": {"models": {"baseline": {"weights": str(tiny_model_dir), "index": str(topic_index)}}},
-            }
-        )
-    )
+    params_path = tiny_rag_params(tmp_path_factory.mktemp("serve") / "params.yaml", tiny_model_dir, topic_index, 6)
     rag = RagModel(load_params(params_path), "baseline", tiny_model_dir)
     server = make_server(rag, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
