@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from simrag.config import load_params
 from simrag.errors import SimragError
+
+if TYPE_CHECKING:
+    from simrag.rag import Answer, RagModel
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,27 +88,41 @@ def search(
         click.echo()
 
 
+def rag_model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--model, --top-k, --index, --base and --params, handed to the command as one loaded `rag`: the
+    model (its adapter merged) and its retriever, or a clean error."""
+
+    @click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
+    @click.option(
+        "-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k]."
+    )
+    @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
+    @click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
+    @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
+    @functools.wraps(fn)
+    def load(
+        model_name: str, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path, **kwargs: Any
+    ) -> Any:
+        from simrag.rag import RagModel
+
+        try:
+            rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
+        except SimragError as exc:
+            raise click.ClickException(str(exc)) from None
+        return fn(rag=rag, **kwargs)
+
+    return load
+
+
 @main.command()
 @click.argument("question")
-@click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
-@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
-@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
-def ask(
-    question: str, model_name: str, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path
-) -> None:
+@rag_model_options
+def ask(question: str, rag: RagModel) -> None:
     """Answer QUESTION with retrieval-augmented generation, showing the retrieved chunks."""
-    from simrag.rag import RagModel
-
-    try:
-        rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
-    except SimragError as exc:
-        raise click.ClickException(str(exc)) from None
-    _print_answer(rag.answer(question), model_name)
+    _print_answer(rag.answer(question), rag.name)
 
 
-def _print_answer(answer: Any, model_name: str) -> None:
+def _print_answer(answer: Answer, model_name: str) -> None:
     click.echo(f"{answer.text}\n")
     cut = ", cut off at the token limit" if answer.cut_off else ""
     click.echo(f"({model_name}, {answer.seconds:.1f} s, {answer.n_tokens} tokens{cut}; context from:)")
@@ -113,21 +132,11 @@ def _print_answer(answer: Any, model_name: str) -> None:
 
 
 @main.command()
-@click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
-@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
-@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
-def chat(model_name: str, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path) -> None:
+@rag_model_options
+def chat(rag: RagModel) -> None:
     """Ask questions one after another: the model and the index load once, each answer shows its sources
     and time. An empty line, `/exit` or end of input (Ctrl-D) ends it."""
-    from simrag.rag import RagModel
-
-    try:
-        rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
-    except SimragError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{model_name} on {rag.index_dir} ({len(rag.retriever)} chunks). Ask away; an empty line ends.")
+    click.echo(f"{rag.name} on {rag.index_dir} ({len(rag.retriever)} chunks). Ask away; an empty line ends.")
     while True:
         try:
             question = input("> ").strip()
@@ -135,7 +144,7 @@ def chat(model_name: str, top_k: int | None, index_dir: Path | None, base: Path,
             break
         if not question or question in ("/exit", "/quit"):
             break
-        _print_answer(rag.answer(question), model_name)
+        _print_answer(rag.answer(question), rag.name)
         click.echo("")
 
 
@@ -249,32 +258,22 @@ def verify(scratch: Path | None, compare_only: Path | None) -> None:
 
 
 @main.command()
-@click.option("--model", "model_name", default="baseline", show_default=True, help="A key of evaluate.models.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 serves other machines too.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=None, help="Chunks to retrieve [retrieval.top_k].")
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="[the model's index]")
-@click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
-def serve(
-    model_name: str, host: str, port: int, top_k: int | None, index_dir: Path | None, base: Path, params_path: Path
-) -> None:
+@rag_model_options
+def serve(host: str, port: int, rag: RagModel) -> None:
     """Serve MODEL over HTTP: OpenAI-compatible /v1/chat/completions answered with retrieval (the sources in
     the response), /search, /v1/models and /health. Ctrl-C stops it."""
     import logging
 
-    from simrag.rag import RagModel
     from simrag.serve import make_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        rag = RagModel(load_params(params_path), model_name, base, index_dir, top_k)
         server = make_server(rag, host, port)
-    except SimragError as exc:
-        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    click.echo(f"serving {model_name} on http://{host}:{server.server_address[1]} (Ctrl-C stops)")
+    click.echo(f"serving {rag.name} on http://{host}:{server.server_address[1]} (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -19,7 +19,8 @@ from simrag.jsonio import atomic_dir
 CARD_METRICS = ("token_f1", "answer_similarity", "evidence_recall", "answer_quality", "context_relevance")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> Any:
+    """A metrics file's JSON, or {} where the pipeline has not written it yet."""
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -73,7 +74,7 @@ def _evaluation_lines(model: str, root: Path) -> list[str]:
                 else "–"
             )
         lines.append(f"| {path.stem} | {summary.get('n', '?')} | " + " | ".join(cells) + " |")
-    comparisons = _read_list(root / "plots" / "eval" / "comparisons.json")
+    comparisons = _read(root / "plots" / "eval" / "comparisons.json") or []
     mine = [c for c in comparisons if c.get("model") == model and c.get("metric") in ("token_f1", "answer_similarity")]
     if mine:
         lines += ["", "Paired differences (95% CI; p adjusted over all of the report's tests):", ""]
@@ -84,11 +85,6 @@ def _evaluation_lines(model: str, root: Path) -> list[str]:
                 f"{c['ci_high']:+.3f}] | {c['p_value']:.3g} ({c['p_adjusted']:.3g}) |"
             )
     return lines
-
-
-def _read_list(path: Path) -> list[dict[str, Any]]:
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    return data if isinstance(data, list) else []
 
 
 def model_card(model: str, weights: Path, params: Params, dtype: str, root: Path) -> str:
@@ -150,23 +146,22 @@ def export_model(
     from transformers import AutoModelForCausalLM
 
     from simrag.models import load_tokenizer, merge_adapter
+    from simrag.rag import model_weights
 
-    if model not in params.evaluate.models:
-        raise DataError(f"unknown model {model!r}: evaluate.models has {', '.join(params.evaluate.models)}")
+    entry, adapter = model_weights(params, model, base)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"{out_dir} is not empty: export into a new folder")
-    weights = Path(params.evaluate.models[model].weights)
     if not (Path(base) / "config.json").is_file():
         raise DataError(f"no base model at {base}: run `dvc repro base_model` (or `dvc pull`) first")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     merged: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    if weights.resolve() != Path(base).resolve():
-        merged = merge_adapter(merged, weights)
+    if adapter is not None:
+        merged = merge_adapter(merged, adapter)
     merged = merged.to(torch_dtype)
     tokenizer = load_tokenizer(Path(base))
     merged.generation_config.pad_token_id = tokenizer.pad_token_id
     with atomic_dir(out_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(model_card(model, weights, params, dtype, root), encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(model, Path(entry.weights), params, dtype, root), encoding="utf-8")
     return out_dir

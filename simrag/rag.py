@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from simrag.config import Params
 from simrag.errors import DataError
@@ -27,6 +28,16 @@ class Answer:
     cut_off: bool  # stopped at max_new_tokens
 
 
+def model_weights(params: Params, model_name: str, base: Path) -> tuple[Any, Path | None]:
+    """The `evaluate.models` entry named `model_name`, and its LoRA adapter (None when its weights are the
+    base itself); an unknown name is a DataError that lists the known ones."""
+    if model_name not in params.evaluate.models:
+        raise DataError(f"unknown model {model_name!r}: evaluate.models has {', '.join(params.evaluate.models)}")
+    entry = params.evaluate.models[model_name]
+    weights = Path(entry.weights)
+    return entry, None if weights.resolve() == Path(base).resolve() else weights
+
+
 class RagModel:
     """One model and one retriever; `answer` is safe to call from several threads (one at a time)."""
 
@@ -35,11 +46,7 @@ class RagModel:
     ) -> None:
         from simrag.models import load_generator
 
-        if model_name not in params.evaluate.models:
-            raise DataError(f"unknown model {model_name!r}: evaluate.models has {', '.join(params.evaluate.models)}")
-        entry = params.evaluate.models[model_name]
-        weights = Path(entry.weights)
-        adapter = None if weights.resolve() == Path(base).resolve() else weights
+        entry, adapter = model_weights(params, model_name, base)
         self.name = model_name
         self.params = params
         self.index_dir = Path(index_dir or entry.index)
