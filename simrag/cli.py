@@ -158,9 +158,15 @@ def chat(rag: RagModel) -> None:
     show_default=True,
     help="Weights as saved (the LoRA update is merged in float32 first; bfloat16 halves the size).",
 )
+@click.option(
+    "--gguf",
+    type=click.Choice(["f16", "f32"]),
+    default=None,
+    help="Also write OUT/MODEL.gguf for llama.cpp and Ollama, matrices in this type (Llama-architecture models).",
+)
 @click.option("--base", type=click.Path(path_type=Path), default="data/models/base", show_default=True)
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml", show_default=True)
-def export(model_name: str, out: Path, dtype: str, base: Path, params_path: Path) -> None:
+def export(model_name: str, out: Path, dtype: str, gguf: str | None, base: Path, params_path: Path) -> None:
     """Write MODEL (a key of evaluate.models, e.g. stage2_r2) to the new folder OUT as a standalone model.
 
     Its LoRA adapter is merged into the base; the folder loads with plain transformers
@@ -170,11 +176,13 @@ def export(model_name: str, out: Path, dtype: str, base: Path, params_path: Path
     from simrag.export import export_model
 
     try:
-        export_model(model_name, out, load_params(params_path), base, dtype)
+        export_model(model_name, out, load_params(params_path), base, dtype, gguf=gguf)
     except SimragError as exc:
         raise click.ClickException(str(exc)) from None
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     click.echo(f"{model_name} -> {out} ({size:.0f} MB, {dtype}); model card: {out / 'README.md'}")
+    if gguf:
+        click.echo(f"GGUF ({gguf}): {out / (model_name + '.gguf')}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

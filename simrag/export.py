@@ -1,7 +1,8 @@
 """Export an adapted model as a standalone one: the LoRA chain merged into the base, with its model card.
 
 The folder holds what plain `transformers` loads (`config.json`, `model.safetensors`, the tokenizer with its
-chat template, `generation_config.json`) and a `README.md` model card: the base, the chain of adapters
+chat template, `generation_config.json`), optionally `<model>.gguf` for llama.cpp and Ollama
+(`simrag.gguf_export`), and a `README.md` model card: the base, the chain of adapters
 that made the model (stage1 -> stage2_r1 -> ...), the data and params of each stage, and the model's
 evaluation with confidence intervals and corrected p-values, all read from the pipeline's own metrics.
 """
@@ -138,10 +139,17 @@ def model_card(model: str, weights: Path, params: Params, dtype: str, root: Path
 
 
 def export_model(
-    model: str, out_dir: Path, params: Params, base: Path, dtype: str = "float32", root: Path = Path(".")
+    model: str,
+    out_dir: Path,
+    params: Params,
+    base: Path,
+    dtype: str = "float32",
+    root: Path = Path("."),
+    gguf: str | None = None,
 ) -> Path:
     """Write `model` (a key of evaluate.models) to `out_dir` as a standalone transformers model with a card;
-    the card's figures come from the pipeline's metrics under `root`."""
+    the card's figures come from the pipeline's metrics under `root`. `gguf` (f16 or f32) also writes
+    `<model>.gguf` for llama.cpp and Ollama."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -164,4 +172,8 @@ def export_model(
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(model, Path(entry.weights), params, dtype, root), encoding="utf-8")
+        if gguf:
+            from simrag.gguf_export import write_gguf
+
+            write_gguf(tmp, tmp / f"{model}.gguf", gguf, name=model)
     return out_dir

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -103,3 +104,41 @@ def test_export_refuses_an_unknown_model_or_a_used_folder(tmp_path, tiny_model_d
     baseline = CliRunner().invoke(main, ["export", "baseline", "base-copy"])
     assert baseline.exit_code == 0, baseline.output
     assert "The base model itself, untuned" in (root / "base-copy" / "README.md").read_text()
+
+
+def test_export_gguf_answers_as_the_merged_model(tmp_path, tiny_model_dir, tiny_adapter_dir, monkeypatch):
+    """The GGUF file, read back (transformers' GGUF loader, llama.cpp's layout), gives the merged model's
+    greedy answers and carries its tokenizer and chat template."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = _project(tmp_path, tiny_model_dir, tiny_adapter_dir)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(main, ["export", "stage2_r1", "exported", "--gguf", "f32"])
+    assert result.exit_code == 0, result.output
+    out = root / "exported"
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    back = AutoModelForCausalLM.from_pretrained(out, gguf_file="stage2_r1.gguf", dtype=torch.float32)
+    assert _greedy(back, tokenizer) == _greedy(merged, tokenizer)
+    gguf_tokenizer = AutoTokenizer.from_pretrained(out, gguf_file="stage2_r1.gguf")
+    assert [gguf_tokenizer(p).input_ids for p in PROMPTS] == [tokenizer(p).input_ids for p in PROMPTS]
+    fields = gguf.GGUFReader(str(out / "stage2_r1.gguf")).fields
+    assert fields["general.architecture"].contents() == "llama"
+    assert fields["tokenizer.chat_template"].contents() == tokenizer.chat_template
+    assert fields["tokenizer.ggml.pre"].contents() == "smollm"  # the packaged SmolLM2 vocabulary
+
+    f16 = CliRunner().invoke(main, ["export", "stage2_r1", "half", "--gguf", "f16"])
+    assert f16.exit_code == 0, f16.output
+    assert (root / "half" / "stage2_r1.gguf").stat().st_size < (out / "stage2_r1.gguf").stat().st_size
+
+
+def test_export_gguf_refuses_an_architecture_it_cannot_write(tmp_path):
+    from simrag.errors import DataError
+    from simrag.gguf_export import write_gguf
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(DataError, match=r"Llama-architecture .* convert_hf_to_gguf\.py"):
+        write_gguf(tmp_path, tmp_path / "m.gguf")
+    assert not (tmp_path / "m.gguf").exists()
