@@ -68,38 +68,43 @@ def plain(base: Path, steps: int) -> dict:
     return {"tokens_per_second": batch.numel() / (sum(seconds) / len(seconds)), "peak_memory_mb": peak}
 
 
-def stage_run(stage: str, params_path: Path, base: Path, updates: int) -> dict:
+def stage_run(stage: str, params_path: Path, base: Path, updates: int, eval_steps: int) -> dict:
     from simrag.config import load_params
-    from simrag.instructions import load_instructions
+    from simrag.instructions import load_instructions, split_validation
     from simrag.models import load_tokenizer
     from simrag.synthetic_qa import qa_conversations, read_round
     from simrag.training import TrainSetup, train_adapter
 
     params = load_params(params_path)
     if stage == "stage1":
-        data, _ = load_instructions(params.stage1.data, params.stage1.max_examples, params.train.seed)
+        records, _ = load_instructions(params.stage1.data, params.stage1.max_examples, params.train.seed)
+        data, val = split_validation(records, params.stage1.val_size)
         train = params.train
     else:
         _, settings = params.round_settings("r1")
         kept = [r for r in read_round(ROOT / "data" / "qa", "r1") if r.get("verdict") == "kept"]
         data = qa_conversations(kept, load_tokenizer(base), settings.max_context_tokens)
+        data, val = data[settings.val_size :], data[: settings.val_size]
         train = settings.train_params(params.train)
-    train = train.model_copy(update={"max_steps": updates, "save_steps": 10_000, "eval_steps": 10_000})
+    # eval_steps 0: no validation pass (the stage makes one every train.eval_steps updates, and one before)
+    val = val if eval_steps else []
+    train = train.model_copy(update={"max_steps": updates, "save_steps": 10_000, "eval_steps": eval_steps or 10_000})
     setup = TrainSetup(lora=params.lora, train=train, epochs=1, device=params.model.device, dtype=params.model.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        figures = train_adapter(base, data, [], setup, root / "out", root / "ckpt", root / "plots")
+        figures = train_adapter(base, data, val, setup, root / "out", root / "ckpt", root / "plots")
     figures["batch"] = f"{train.batch_size} x {train.grad_accum} accumulated, max_len {train.max_len}"
     return figures
 
 
-def child(side: str, params_path: Path, base: Path, updates: int) -> dict:
+def child(side: str, params_path: Path, base: Path, updates: int, eval_steps: int) -> dict:
     """Run one side in a fresh process with its stage's environment; its figures as a dict."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if side != "plain":
         env.update(stage_env("train_stage1" if side == "stage1" else "train_stage2"))
     args = [sys.executable, __file__, "--child", side, "--params", str(params_path), "--base", str(base)]
-    done = subprocess.run([*args, "--updates", str(updates)], env=env, capture_output=True, text=True, cwd=ROOT)
+    args += ["--updates", str(updates), "--eval-steps", str(eval_steps)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise click.ClickException(f"{side} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -109,14 +114,15 @@ def child(side: str, params_path: Path, base: Path, updates: int) -> dict:
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=ROOT / "params.yaml")
 @click.option("--base", type=click.Path(path_type=Path), default=ROOT / "data" / "models" / "base")
 @click.option("--updates", type=int, default=4, help="optimizer updates of each stage's run")
+@click.option("--eval-steps", type=int, default=0, help="updates between validation passes; 0: none (speed alone)")
 @click.option("--plain-steps", type=int, default=3)
 @click.option("--child", "side", type=click.Choice(["plain", "stage1", "stage2"]), default=None, hidden=True)
-def main(params_path: Path, base: Path, updates: int, plain_steps: int, side: str | None) -> None:
+def main(params_path: Path, base: Path, updates: int, eval_steps: int, plain_steps: int, side: str | None) -> None:
     if side == "plain":
         print(json.dumps(plain(base, plain_steps)))
         return
     if side:
-        print(json.dumps(stage_run(side, params_path, base, updates), default=str))
+        print(json.dumps(stage_run(side, params_path, base, updates, eval_steps), default=str))
         return
     from simrag.machine import describe
 
@@ -131,7 +137,7 @@ def main(params_path: Path, base: Path, updates: int, plain_steps: int, side: st
         if stage == "stage2" and not (ROOT / "data" / "qa" / "r1.jsonl").is_file():
             print("stage2: skipped (no data/qa/r1.jsonl: run `dvc repro generate_qa@r1` first)")
             continue
-        figures = child(stage, params_path, base, updates)
+        figures = child(stage, params_path, base, updates, eval_steps)
         speed = figures["tokens_per_second"]
         print(
             f"{stage} ({figures['precision']}, {figures['batch']}), {figures['steps']} updates, "

@@ -368,6 +368,24 @@ def _training_arguments(
     )
 
 
+def canonical_adapter_config(path: Path) -> None:
+    """Rewrite PEFT's adapter_config.json with `target_modules` sorted. PEFT keeps the resolved modules
+    ("all-linear") as a set and writes them in its iteration order, which follows Python's per-process
+    string hashing: the same weights made a different folder on every run, and DVC reran every stage
+    downstream of it."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")  # PEFT's own layout
+
+
+def save_adapter(model: Any, out_dir: Path) -> None:
+    """The LoRA adapter of `model` in `out_dir`, whole or not at all, the same bytes for the same weights."""
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        canonical_adapter_config(tmp / "adapter_config.json")
+
+
 def train_adapter(
     base_dir: Path,
     train_set: list[Conversation],
@@ -461,8 +479,7 @@ def train_adapter(
     history = state.log_history
     if main and curves:
         curves.close(history, setup.title)
-        with atomic_dir(Path(out_dir)) as tmp:
-            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+        save_adapter(trainer.accelerator.unwrap_model(trainer.model), Path(out_dir))
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     state_of_run.wait_for_everyone()  # the adapter is in place before any process reads its size
 

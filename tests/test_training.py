@@ -331,3 +331,45 @@ def test_replay_comes_from_stage1_training_split_only(tmp_path) -> None:
     replay = stage1_replay([str(data)], 0, 10, split_seed=0, n=40, seed=3)
     assert len(replay) == 40 and not {c.user for c in replay} & {c.user for c in validation}
     assert stage1_replay([str(data)], 0, 10, split_seed=0, n=0, seed=3) == []
+
+
+def test_the_same_training_makes_the_same_adapter_folder_under_any_hash_seed(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Two processes with different string hashing (PYTHONHASHSEED) train the same adapter: every file of
+    the folder is byte-identical, so DVC finds nothing changed downstream. PEFT alone wrote the all-linear
+    target modules in set order, which differed from process to process."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    data = tmp_path / "alpaca.json"
+    data.write_text(json.dumps([{"instruction": c.user, "input": "", "output": c.assistant} for c in CONVERSATIONS]))
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"device": "cpu"},
+                "train": {"batch_size": 2, "max_steps": 1, "eval_steps": 10, "max_len": 64},
+                "stage1": {"data": [str(data)], "val_size": 0},
+            }
+        )
+    )
+    digests = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"adapter-{seed}"
+        args = [sys.executable, str(ROOT / "stages" / "train_stage1.py"), "--params", str(params)]
+        args += ["--base", str(tiny_model_dir), "--out", str(out), "--checkpoints", str(tmp_path / f"ckpt-{seed}")]
+        args += ["--plots", str(tmp_path / f"plots-{seed}"), "--metrics", str(tmp_path / f"m-{seed}.json")]
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        digests.append({p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())})
+    assert digests[0] == digests[1]
+    config = json.loads((tmp_path / "adapter-1" / "adapter_config.json").read_text())
+    assert config["target_modules"] == sorted(config["target_modules"])
