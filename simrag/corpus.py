@@ -1,7 +1,8 @@
 """Reading a corpus folder into documents, counting every file it skips and why.
 
 Supported: .html/.htm (main content), .md/.markdown (front matter and shortcodes removed),
-.txt, and .jsonl (one document a line: `id`, `text`, optional `title`). A file that cannot be
+.txt, .jsonl (one document a line: `id`, `text`, optional `title`), .pdf (its text layer) and .docx
+(`simrag.office`: an encrypted, scanned or corrupt one is skipped with that reason). A file that cannot be
 used is skipped with a reason, never a crash. A file that is not UTF-8 is decoded by its declared charset
 (HTML), else by the charset detected from its bytes (Latin-1, Windows-1252, Shift-JIS, ...: "Café" stays
 "Café"), and only when none fits are its undecodable bytes replaced. An HTML page the parser cannot walk
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from simrag.errors import DataError
 from simrag.extract import flat_html_text, html_to_text, markdown_to_text, tidy
+from simrag.office import Unreadable, docx_text, pdf_text
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,10 @@ FORMATS = {
     ".markdown": "markdown",
     ".txt": "text",
     ".jsonl": "jsonl",
+    ".pdf": "pdf",
+    ".docx": "docx",
 }
+_BINARY_FORMATS = {"pdf": pdf_text, "docx": docx_text}
 # Files that describe a corpus rather than belong to it.
 IGNORED_NAMES = frozenset({"MANIFEST.json", ".DS_Store", ".gitignore", ".dvcignore"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
@@ -142,6 +147,14 @@ def read_file(corpus_dir: Path, path: Path) -> FileResult:
         log.warning("%s: empty file, skipped", path)
         result.skipped["empty"] += 1
         return result
+    if fmt in _BINARY_FORMATS:
+        try:
+            title, body = _BINARY_FORMATS[fmt](raw)
+        except Unreadable as exc:
+            log.warning("%s: %s, skipped", path, exc)
+            result.skipped[exc.reason] += 1
+            return result
+        return _add_document(corpus_dir, path, title, tidy(body), result)
     text, repair = decode(raw, fmt)
     if text is None:
         log.warning("%s: binary content, skipped", path)
@@ -153,11 +166,9 @@ def read_file(corpus_dir: Path, path: Path) -> FileResult:
     elif repair:
         log.warning("%s: not valid UTF-8, undecodable bytes replaced", path)
         result.repaired[repair] += 1
-    source = corpus_dir.name
     if fmt == "jsonl":
-        _jsonl_documents(source, path, text, result)
+        _jsonl_documents(corpus_dir.name, path, text, result)
         return result
-    relpath = path.relative_to(corpus_dir).as_posix()
     if fmt == "html":
         title, body = html_to_text(text)
         if not body:  # a page the parser could not walk (nesting too deep): its text, flat
@@ -169,6 +180,11 @@ def read_file(corpus_dir: Path, path: Path) -> FileResult:
         title, body = markdown_to_text(text)
     else:
         title, body = "", tidy(text)
+    return _add_document(corpus_dir, path, title, body, result)
+
+
+def _add_document(corpus_dir: Path, path: Path, title: str, body: str, result: FileResult) -> FileResult:
+    """`result` with the file's document added, titled by its folder or name where it has no title."""
     if not body:
         log.warning("%s: no text after extraction, skipped", path)
         result.skipped["empty"] += 1
@@ -180,5 +196,5 @@ def read_file(corpus_dir: Path, path: Path) -> FileResult:
             if path.stem.lower() in {"index", "_index", "readme"} and path.parent != corpus_dir
             else path.stem
         )
-    result.documents.append(Document(source, relpath, title, body))
+    result.documents.append(Document(corpus_dir.name, path.relative_to(corpus_dir).as_posix(), title, body))
     return result

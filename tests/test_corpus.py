@@ -52,7 +52,11 @@ def test_jsonl_records_and_their_bad_lines_are_counted(tmp_path):
         ("blank.txt", b"  \n\n ", "empty"),
         ("image.html", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
         ("front-matter-only.md", b"---\ntitle: x\n---\n", "empty"),
-        ("notes.pdf", b"%PDF-1.4", "unsupported_type"),
+        ("notes.odt", b"PK\x03\x04", "unsupported_type"),
+        ("notes.pdf", b"%PDF-1.4\n%%EOF", "corrupt"),
+        ("truncated.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>", "corrupt"),
+        ("report.docx", b"PK\x03\x04 not really a zip", "corrupt"),
+        ("locked.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "encrypted"),
     ],
 )
 def test_unusable_files_are_skipped_with_a_reason(tmp_path, name, content, reason):
