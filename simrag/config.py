@@ -261,7 +261,41 @@ class Params(Block):
     # round name -> {from: the model it starts from (stage1 or stage2_<an earlier round>), any stage2 key to override}
     rounds: dict[str, dict[str, Any]] = Field(default_factory=dict)
     retriever: RetrieverParams = RetrieverParams()
+    # set name -> {share: the corpus's chunks held out for it, any stage2 key to override}; {}: none
+    evalsets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _evalsets_valid(self) -> Params:
+        total = 0.0
+        for name in self.evalsets:
+            share, _ = self.evalset_settings(name)
+            total += share
+        if total > 0.5:
+            raise ValueError(f"evalsets: the shares held out add up to {total:g}; keep at least half for Stage 2")
+        return self
+
+    def evalset_settings(self, name: str) -> tuple[float, Stage2Params]:
+        """(the share of chunks held out for evaluation set `name`, its stage2 settings with its overrides)."""
+        if name not in self.evalsets:
+            raise ConfigError(f"no set {name!r} in params.evalsets (sets: {', '.join(self.evalsets) or 'none'})")
+        spec = self.evalsets[name]
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"evalsets.{name}: a set name may hold only letters, digits and '_'")
+        share = spec.get("share") if isinstance(spec, dict) else None
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 0.5:
+            raise ValueError(f"evalsets.{name}.share: a share of the chunks, above 0 and at most 0.5 (got {share!r})")
+        overrides = {k: v for k, v in spec.items() if k != "share"}
+        try:
+            settings = Stage2Params.model_validate({**self.stage2.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
+            raise ValueError(f"evalsets.{name}: {problems}") from None
+        return float(share), settings
+
+    def evalset_shares(self) -> dict[str, float]:
+        """{set name: share of chunks held out}: what no Stage 2 round may sample."""
+        return {name: self.evalset_settings(name)[0] for name in self.evalsets}
 
     @model_validator(mode="after")
     def _rounds_chain(self) -> Params:

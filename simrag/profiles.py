@@ -2,7 +2,7 @@
 
 A profile holds only what it changes, in the layout of params.yaml. Blocks merge key by key, except
 the mappings a user fills with names (evaluate.sets, evaluate.models, evaluate.pooled, rounds, retriever.rounds,
-stage2.source_weights): a profile that names one replaces it whole. `dvc_overrides` turns a profile
+evalsets, stage2.source_weights): a profile that names one replaces it whole. `dvc_overrides` turns a profile
 into the `-S` arguments of `dvc exp run` that make the same change, so an experiment records it.
 """
 
@@ -25,6 +25,7 @@ REPLACED = {
     "evaluate.pooled",
     "rounds",
     "retriever.rounds",
+    "evalsets",
     "stage2.source_weights",
 }
 

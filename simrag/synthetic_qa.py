@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from simrag.answer_spans import answer_spans
-from simrag.config import Stage2Params
+from simrag.config import GenerationParams, Stage2Params
 from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.generation import generate
@@ -182,6 +182,19 @@ class Writer:
     max_context_tokens: int = 1024
     tokens: int = 0
     seconds: float = 0.0
+
+    @classmethod
+    def of(cls, generator: Generator, settings: Stage2Params, generation: GenerationParams) -> Writer:
+        """The writer of a round (or an evaluation set): its own token budget and batch, RAG answers as
+        evaluation generates them."""
+        return cls(
+            generator,
+            max_new_tokens=settings.max_new_tokens,
+            answer_tokens=generation.max_new_tokens,
+            repetition_penalty=generation.repetition_penalty,
+            batch_size=settings.write_batch_size,
+            max_context_tokens=generation.max_context_tokens,
+        )
 
     def ask(self, user_prompts: list[str], max_new_tokens: int, start: str = "") -> list[tuple[str, bool]]:
         """(reply, cut off at max_new_tokens) for each prompt; the reply begins with `start`, written for
@@ -450,11 +463,14 @@ def _mean(values: Sequence[float]) -> float:
     return round(float(np.mean(values)), 4) if values else 0.0
 
 
-def samples_markdown(candidates: list[Candidate], round_name: str, n_kept: int = 20, n_per_reason: int = 4) -> str:
-    """A random sample of the kept pairs, and of the rejected ones for every reason, for a person to judge."""
+def samples_markdown(
+    candidates: list[Candidate], round_name: str, n_kept: int = 20, n_per_reason: int = 4, of: str = ""
+) -> str:
+    """A random sample of the kept pairs, and of the rejected ones for every reason, for a person to judge;
+    `of` names what they were written for (default: the round)."""
     rng = random.Random(round_name)
     kept = [c for c in candidates if c.verdict == "kept"]
-    lines = [f"# Synthetic QA samples, round {round_name}", ""]
+    lines = [f"# Synthetic QA samples, {of or 'round ' + round_name}", ""]
     lines.append(f"{len(kept)} of {len(candidates)} candidates kept. A random sample of each verdict:")
     groups = [("Kept", kept, n_kept)]
     for reason in REASONS:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from simrag.config import load_params
+from simrag.evalset import stage2_chunks
 from simrag.indexing import read_chunks
 from simrag.jsonio import atomic_open, write_json, write_jsonl
 from simrag.machine import peak_rss_mb
@@ -50,19 +51,12 @@ def main(
 ) -> str:
     params = load_params(params_path)
     start_from, settings = params.round_settings(round_name)
-    picked = sample_chunks(read_chunks(chunks), settings, seed=f"{settings.seed}:{round_name}")
+    pool = stage2_chunks(read_chunks(chunks), params.evalset_shares())  # evaluation sets' chunks held out
+    picked = sample_chunks(pool, settings, seed=f"{settings.seed}:{round_name}")
     retriever = Retriever.from_params(index_dir, params)
-    generator = load_generator(
-        base, models_dir / start_from, params.model.device, params.model.dtype, params.model.load_in_4bit, start_from
-    )
-    writer = Writer(
-        generator,
-        max_new_tokens=settings.max_new_tokens,
-        answer_tokens=params.generation.max_new_tokens,
-        repetition_penalty=params.generation.repetition_penalty,
-        batch_size=settings.write_batch_size,
-        max_context_tokens=params.generation.max_context_tokens,
-    )
+    m = params.model
+    generator = load_generator(base, models_dir / start_from, m.device, m.dtype, m.load_in_4bit, start_from)
+    writer = Writer.of(generator, settings, params.generation)
     candidates, verdicts, used = write_round(writer, retriever, picked, settings)
     summary = {
         "round": round_name,

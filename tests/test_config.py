@@ -26,6 +26,9 @@ def test_defaults_match_params_yaml():
         if block == "rounds":  # a mapping of round names, checked by test_rounds_must_chain_in_order
             assert raw[block]
             continue
+        if block == "evalsets":  # a mapping of set names, empty by default (tests/test_evalset.py)
+            assert raw[block] == {}
+            continue
         assert set(raw[block]) == set(model.annotation.model_fields), block
 
 
@@ -85,6 +88,10 @@ def test_dvc_stage_declares_the_params_and_code_it_uses(name):
     for block, field in set(re.findall(r"\bparams\.(?!yaml)(\w+)(?:\.(\w+))?", script.read_text())):
         if block == "round_settings":  # a round's stage2 settings: the stage2 block and the round's entry
             assert "stage2" in declared and "rounds.${key}" in declared, f"{name}: params stage2, rounds.<round>"
+        elif block == "evalset_settings":  # a set's share and stage2 settings: the stage2 block and its entry
+            assert "stage2" in declared and "evalsets.${key}" in declared, f"{name}: params stage2, evalsets.<set>"
+        elif block == "evalset_shares":  # every set's share: what the rounds may not sample
+            assert "evalsets" in declared, f"{name}: params evalsets"
         elif field:  # params.block.field: that key, or its whole block
             assert block in declared or f"{block}.{field}" in declared, f"{name}: param {block}.{field}"
         else:  # the whole block is handed on: every key of it

@@ -32,6 +32,9 @@ def test_every_profile_passes_the_params_validation(profile: Path) -> None:
         assert params.prepare.chunk_tokens <= params.embedder.max_seq_length - 2
     if profile.stem == "pubmedqa":
         assert list(params.evaluate.sets) == ["pubmedqa_dev"]  # replaced, not merged into the DevOps sets
+    if profile.stem == "own-corpus":  # README "Your own corpus": questions made from the user's documents
+        assert params.evaluate.sets == {"mydocs": "data/evalsets/mydocs.jsonl"} and not params.evaluate.pooled
+        assert params.evalset_shares() == {"mydocs": 0.05}
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
