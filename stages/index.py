@@ -11,6 +11,7 @@ import click
 from simrag.config import load_params
 from simrag.indexing import build_index
 from simrag.jsonio import write_json
+from simrag.machine import peak_rss_mb
 from simrag.stage import stage
 
 
@@ -30,7 +31,7 @@ def main(params_path: Path, chunks_path: Path, out: Path, metrics_path: Path, em
     embedder_params = params.embedder
     if embedder:
         embedder_params = embedder_params.model_copy(update={"model": embedder})
-    metrics = build_index(chunks_path, out, embedder_params, params.index)
+    metrics = {**build_index(chunks_path, out, embedder_params, params.index), "peak_memory_mb": peak_rss_mb()}
     write_json(metrics_path, metrics)
     return f"{metrics['vectors']} vectors at {metrics['chunks_per_second']} chunks/s, {metrics['index_mb']} MB"
 

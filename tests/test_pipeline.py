@@ -49,6 +49,7 @@ def test_repro_builds_chunks_index_and_metrics(project):
     index = json.loads((project / "metrics" / "index.json").read_text())
     assert prepare["documents"] >= 190 and prepare["chunks"] > 1000
     assert index["vectors"] == prepare["chunks"] and index["dimension"] == 384
+    assert prepare["peak_memory_mb"] > 0 and index["peak_memory_mb"] > 0  # every stage records its peak
     assert (project / "dvc.lock").is_file()
     shown = _dvc(project, "metrics", "show", "--json").stdout
     assert "chunks_per_second" in shown
