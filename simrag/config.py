@@ -51,7 +51,7 @@ class PrepareParams(Block):
 
 
 class IndexParams(Block):
-    batch_size: int = Field(64, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1, le=4096)
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     collection: str = Field("chunks", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$")
@@ -89,7 +89,7 @@ class GenerationParams(Block):
     max_new_tokens: int = Field(128, ge=1, le=4096)
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     max_context_tokens: int = Field(1024, ge=0, le=32768)
-    batch_size: int = Field(8, ge=1, le=256)
+    batch_size: int = Field(16, ge=1, le=256)
 
 
 class LoraParams(Block):
@@ -104,8 +104,8 @@ class TrainParams(Block):
     """Shared by Stage 1 and every Stage 2 round."""
 
     learning_rate: float = Field(5e-5, gt=0.0, le=1.0)
-    batch_size: int = Field(8, ge=1, le=1024)
-    grad_accum: int = Field(2, ge=1, le=1024)
+    batch_size: int = Field(2, ge=1, le=1024)
+    grad_accum: int = Field(8, ge=1, le=1024)
     max_len: int = Field(512, ge=16, le=131072)
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
@@ -151,27 +151,27 @@ class Stage2Params(Block):
     max_chunks: int = Field(1200, ge=1)
     min_chunk_tokens: int = Field(100, ge=1)
     source_weights: dict[str, float] = Field(default_factory=dict)  # empty: sources as often as in the corpus
-    answers_per_chunk: int = Field(2, ge=1, le=10)
-    answer_sentences: int = Field(1, ge=1, le=5)  # extractive: sentences an answer may run to (its lead and followers)
-    answer_must_retrieve: bool = False  # extractive: ask only about answers that, as a query, retrieve their chunk
-    min_question_answer_similarity: float = Field(-1.0, ge=-1.0, le=1.0)  # embedder cosine; -1: no check
+    answers_per_chunk: int = Field(3, ge=1, le=10)
+    answer_sentences: int = Field(2, ge=1, le=5)  # extractive: sentences an answer may run to (its lead and followers)
+    answer_must_retrieve: bool = True  # extractive: ask only about answers that, as a query, retrieve their chunk
+    min_question_answer_similarity: float = Field(0.45, ge=-1.0, le=1.0)  # embedder cosine; -1: no check
     questions_per_chunk: int = Field(2, ge=1, le=10)
-    max_new_tokens: int = Field(48, ge=4, le=1024)
+    max_new_tokens: int = Field(32, ge=4, le=1024)
     write_batch_size: int = Field(32, ge=1, le=512)  # prompts generated together while writing (short prompts)
-    min_context_score: float = Field(0.6, ge=-1.0, le=1.0)
+    min_context_score: float = Field(0.5, ge=-1.0, le=1.0)
     min_answer_f1: float = Field(0.6, gt=0.0, le=1.0)
     max_copy_share: float = Field(0.7, gt=0.0, le=1.0)
     max_duplicate_similarity: float = Field(0.8, gt=0.0, le=1.0)
     min_pairs: int = Field(16, ge=1)
-    replay_share: float = Field(0.5, ge=0.0, le=10.0)
-    max_context_tokens: int = Field(384, ge=0, le=32768)
+    replay_share: float = Field(0.1, ge=0.0, le=10.0)
+    max_context_tokens: int = Field(256, ge=0, le=32768)
     val_size: int = Field(16, ge=0)
     epochs: float = Field(1.0, gt=0.0, le=100.0)
-    min_updates: int = Field(0, ge=0)  # more epochs where `epochs` make fewer optimizer updates than this
+    min_updates: int = Field(60, ge=0)  # more epochs where `epochs` make fewer optimizer updates than this
     # the round's training, where it differs from the `train` block (None: as there)
-    learning_rate: float | None = Field(None, gt=0.0, le=1.0)
-    batch_size: int | None = Field(None, ge=1, le=1024)
-    grad_accum: int | None = Field(None, ge=1, le=1024)
+    learning_rate: float | None = Field(2.0e-4, gt=0.0, le=1.0)
+    batch_size: int | None = Field(2, ge=1, le=1024)
+    grad_accum: int | None = Field(2, ge=1, le=1024)
     seed: int = 0
 
     def train_params(self, train: TrainParams) -> TrainParams:

@@ -175,11 +175,11 @@ class Writer:
     """The model that writes the pairs, and how it generates."""
 
     generator: Generator
-    max_new_tokens: int = 48
-    answer_tokens: int = 128  # the paper recipe's RAG answers
-    repetition_penalty: float = 1.1
-    batch_size: int = 8
-    max_context_tokens: int = 1024
+    max_new_tokens: int  # per question or answer list (stage2.max_new_tokens)
+    answer_tokens: int  # the paper recipe's RAG answers (generation.max_new_tokens)
+    repetition_penalty: float
+    batch_size: int  # stage2.write_batch_size
+    max_context_tokens: int  # the paper recipe's RAG context (generation.max_context_tokens)
     tokens: int = 0
     seconds: float = 0.0
 

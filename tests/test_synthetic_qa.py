@@ -114,7 +114,8 @@ def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever
         Candidate(docker, truncated=True),
         Candidate(docker),
     ]
-    verdicts = judge(planted, retriever, Stage2Params(min_context_score=0.5))
+    # off_topic has its own test below; here the other filters, each planted alone
+    verdicts = judge(planted, retriever, Stage2Params(min_context_score=0.5, min_question_answer_similarity=-1.0))
     assert [c.verdict for c in planted] == [
         "kept",
         "kept",
@@ -133,7 +134,8 @@ def test_round_trip_keeps_the_good_pair_and_rejects_the_bad(retriever: Retriever
     assert good.checks["source_rank"] == 1 and good.checks["context_score"] >= 0.5
     # the same pair under a threshold above its score: rejected for the score, not for retrieval
     strict = Candidate(docker, question=good.question, answer=good.answer)
-    judge([strict], retriever, Stage2Params(min_context_score=min(1.0, good.checks["context_score"] + 0.01)))
+    strict_score = min(1.0, good.checks["context_score"] + 0.01)
+    judge([strict], retriever, Stage2Params(min_context_score=strict_score, min_question_answer_similarity=-1.0))
     assert strict.verdict == "low_context_score"
 
 
