@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import torch
 
-from simrag.config import load_params
+from simrag.config import ModelParams, load_params
 from simrag.generation import generate
 from simrag.machine import describe
 from simrag.models import load_generator
@@ -31,7 +31,7 @@ def main(base: Path, index_dir: Path, questions: Path, n: int, batch_sizes: str)
     params = load_params()
     g = params.generation
     texts = [json.loads(line)["question"] for line in questions.read_text().splitlines() if line.strip()][:n]
-    generator = load_generator(base, device="cpu", dtype=params.model.dtype)
+    generator = load_generator(base, params=ModelParams(device="cpu", dtype=params.model.dtype))
     retriever = Retriever(index_dir, top_k=params.retrieval.top_k)
     prompts = [
         render(generator.tokenizer, rag_messages(q, fit_context(h, generator.tokenizer, g.max_context_tokens)))

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import torch
 
+from simrag.config import ModelParams
 from simrag.machine import describe
 from simrag.models import load_generator
 from simrag.prompting import render
@@ -65,9 +66,9 @@ def main(base: Path, new_tokens: int, repeats: int) -> None:
                 if "lora_B" in name:
                     param.normal_(0.0, 0.002)
         peft_model.save_pretrained(adapter)
-        plain = load_generator(base, device="cpu")
-        control = load_generator(base, device="cpu")
-        merged = load_generator(base, Path(adapter), device="cpu")
+        plain = load_generator(base, params=ModelParams(device="cpu"))
+        control = load_generator(base, params=ModelParams(device="cpu"))
+        merged = load_generator(base, Path(adapter), params=ModelParams(device="cpu"))
         dtype = next(plain.model.parameters()).dtype
         unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), adapter).eval()
         prompt = render(plain.tokenizer, [{"role": "user", "content": "Explain what a Docker image layer is. " * 8}])

@@ -15,7 +15,7 @@ import click
 import numpy as np
 import torch
 
-from simrag.config import EmbedderParams, IndexParams, PrepareParams, load_params
+from simrag.config import EmbedderParams, IndexParams, ModelParams, PrepareParams, load_params
 from simrag.evaluation import LABELS, load_questions
 from simrag.generation import label_logprobs
 from simrag.indexing import build_index
@@ -42,7 +42,7 @@ def main(base: Path, corpus: Path, questions: Path, n: int, context_tokens: int 
         build_index(Path(tmp) / "chunks.jsonl", Path(tmp) / "index", EmbedderParams(), IndexParams())
         print(f"PubMedQA index: {len(chunks)} chunks in {time.perf_counter() - started:.0f} s")
         retriever = Retriever(Path(tmp) / "index", top_k=params.retrieval.top_k)
-        generator = load_generator(base, device="cpu")
+        generator = load_generator(base, params=ModelParams(device="cpu"))
         items, _ = load_questions(questions, n)
         started = time.perf_counter()
         texts = [q["question"] for q in items]

@@ -89,7 +89,7 @@ def stage_run(stage: str, params_path: Path, base: Path, updates: int, eval_step
     # eval_steps 0: no validation pass (the stage makes one every train.eval_steps updates, and one before)
     val = val if eval_steps else []
     train = train.model_copy(update={"max_steps": updates, "save_steps": 10_000, "eval_steps": eval_steps or 10_000})
-    setup = TrainSetup(lora=params.lora, train=train, epochs=1, device=params.model.device, dtype=params.model.dtype)
+    setup = TrainSetup(lora=params.lora, train=train, epochs=1, model=params.model)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         figures = train_adapter(base, data, val, setup, root / "out", root / "ckpt", root / "plots")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simrag import attention
+from simrag.config import ModelParams
 from simrag.embedding import choose_device, choose_dtype
 from simrag.errors import ModelNotFoundError
 from simrag.jsonio import atomic_dir
@@ -168,15 +169,19 @@ class Generator:
     name: str
 
 
+def use_4bit(load_in_4bit: str, device: str) -> bool:
+    """Whether the base is loaded in 4-bit NF4: on CUDA unless `model.load_in_4bit` is "false"; never on a
+    CPU (bitsandbytes' CPU path is slow and, here, gave wrong gradients), with a warning where asked for."""
+    if load_in_4bit == "true" and device != "cuda":
+        log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
+    return device == "cuda" and load_in_4bit in ("auto", "true")
+
+
 def load_generator(
-    model_dir: Path,
-    adapter_dir: Path | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    load_in_4bit: str = "auto",
-    name: str = "",
+    model_dir: Path, adapter_dir: Path | None = None, params: ModelParams | None = None, name: str = ""
 ) -> Generator:
-    """The base model in `model_dir` with the LoRA adapter in `adapter_dir`, ready to generate.
+    """The base model in `model_dir` with the LoRA adapter in `adapter_dir`, ready to generate, on the
+    device, in the dtype and with the 4-bit choice of the `model` params block (default: all auto).
 
     The adapter is merged in float32 and the merged weights cast to `dtype` afterwards: merged in bf16, a
     small update would be rounded twice (base and product), and partly lost. On CUDA the base is loaded
@@ -187,13 +192,12 @@ def load_generator(
     import torch
     from transformers import AutoModelForCausalLM
 
+    params = params or ModelParams()
     model_dir = Path(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    device = choose_device(device)
-    torch_dtype = choose_model_dtype(dtype, device)
-    quantize = device == "cuda" and load_in_4bit in ("auto", "true")
-    if load_in_4bit == "true" and device != "cuda":
-        log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
+    device = choose_device(params.device)
+    torch_dtype = choose_model_dtype(params.dtype, device)
+    quantize = use_4bit(params.load_in_4bit, device)
     merge = adapter_dir is not None and not quantize
     kwargs: dict[str, Any] = {"dtype": torch.float32 if merge else torch_dtype}
     if quantize:

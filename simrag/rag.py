@@ -51,8 +51,7 @@ class RagModel:
         self.params = params
         self.index_dir = Path(index_dir or entry.index)
         self.retriever = Retriever.from_params(self.index_dir, params, top_k)
-        m = params.model
-        self.generator = load_generator(base, adapter, m.device, m.dtype, m.load_in_4bit, name=model_name)
+        self.generator = load_generator(base, adapter, params.model, name=model_name)
         self._lock = threading.Lock()
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:

@@ -19,18 +19,18 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simrag.config import LoraParams, TrainParams
+from simrag.config import LoraParams, ModelParams, TrainParams
 from simrag.curves import LiveCurves
 from simrag.embedding import choose_device
 from simrag.errors import ConfigError, DataError
 from simrag.instructions import Conversation
 from simrag.jsonio import atomic_dir, read_json, write_json
 from simrag.machine import peak_rss_mb
-from simrag.models import choose_model_dtype, load_tokenizer, quantization_config
+from simrag.models import choose_model_dtype, load_tokenizer, quantization_config, use_4bit
 
 if TYPE_CHECKING:
     import torch
@@ -47,9 +47,7 @@ class TrainSetup:
     lora: LoraParams
     train: TrainParams
     epochs: float
-    device: str = "auto"
-    dtype: str = "auto"
-    load_in_4bit: str = "auto"
+    model: ModelParams = field(default_factory=ModelParams)  # device, dtype, 4-bit
     title: str = "training"
 
 
@@ -174,11 +172,9 @@ def load_trainable(
     from simrag.fast_dropout import use_fast_lora_dropout
 
     tokenizer = load_tokenizer(base_dir)
-    device = choose_device(setup.device)
-    compute_dtype = choose_model_dtype(setup.dtype, device)
-    quantize = device == "cuda" and setup.load_in_4bit in ("auto", "true")
-    if setup.load_in_4bit == "true" and device != "cuda":
-        log.warning("model.load_in_4bit=true is ignored on the CPU: 4-bit needs CUDA")
+    device = choose_device(setup.model.device)
+    compute_dtype = choose_model_dtype(setup.model.dtype, device)
+    quantize = use_4bit(setup.model.load_in_4bit, device)
     kwargs: dict[str, Any] = {}
     if quantize:
         # one GPU per process: under `accelerate launch`, each process loads onto its own device

@@ -40,9 +40,7 @@ def main(
     if retriever.embedder != params.embedder.model:
         reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)
     adapter = None if weights.resolve() == base.resolve() else weights
-    generator = load_generator(
-        base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=model_name
-    )
+    generator = load_generator(base, adapter, params.model, name=model_name)
     results = {}
     for set_name, (questions, skipped) in sets.items():
         records, summary = evaluate_set(

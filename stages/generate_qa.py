@@ -54,8 +54,7 @@ def main(
     pool = stage2_chunks(read_chunks(chunks), params.evalset_shares())  # evaluation sets' chunks held out
     picked = sample_chunks(pool, settings, seed=f"{settings.seed}:{round_name}")
     retriever = Retriever.from_params(index_dir, params)
-    m = params.model
-    generator = load_generator(base, models_dir / start_from, m.device, m.dtype, m.load_in_4bit, start_from)
+    generator = load_generator(base, models_dir / start_from, params.model, start_from)
     writer = Writer.of(generator, settings, params.generation)
     candidates, verdicts, used = write_round(writer, retriever, picked, settings)
     summary = {

@@ -46,10 +46,7 @@ def main(
     held_out = held_out_chunks(read_chunks(chunks), name, share)
     picked = sample_chunks(held_out, settings, seed=f"{settings.seed}:evalset:{name}")
     retriever = Retriever.from_params(index_dir, params)
-    m = params.model
-    writer = Writer.of(
-        load_generator(base, None, m.device, m.dtype, m.load_in_4bit, "base"), settings, params.generation
-    )
+    writer = Writer.of(load_generator(base, None, params.model, "base"), settings, params.generation)
     candidates, verdicts, used = write_round(writer, retriever, picked, settings)
     records = evalset_records((c for c in candidates if c.verdict == "kept"), name)
     summary = {

@@ -31,9 +31,7 @@ def main(params_path: Path, base: Path, out: Path) -> str:
             retrievers[entry.index] = Retriever.from_params(Path(entry.index), params)
         retriever = retrievers[entry.index]
         adapter = None if Path(entry.weights).resolve() == base.resolve() else Path(entry.weights)
-        generator = load_generator(
-            base, adapter, params.model.device, params.model.dtype, params.model.load_in_4bit, name=name
-        )
+        generator = load_generator(base, adapter, params.model, name=name)
         models[name] = (generator, retriever)
     texts = [q["question"] for q in questions]
     samples, seed = params.evaluate.bootstrap_samples, params.evaluate.seed

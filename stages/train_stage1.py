@@ -31,9 +31,7 @@ def main(params_path: Path, base: Path, out: Path, checkpoints: Path, plots_dir:
         lora=params.lora,
         train=params.train,
         epochs=params.stage1.epochs,
-        device=params.model.device,
-        dtype=params.model.dtype,
-        load_in_4bit=params.model.load_in_4bit,
+        model=params.model,
         title="Stage 1: instruction tuning",
     )
     figures = train_adapter(base, train_set, val_set, setup, out, checkpoints, plots_dir)

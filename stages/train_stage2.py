@@ -63,9 +63,7 @@ def main(
         lora=params.lora,
         train=train,
         epochs=epochs_for_updates(len(train_set), train, settings.epochs, settings.min_updates),
-        device=params.model.device,
-        dtype=params.model.dtype,
-        load_in_4bit=params.model.load_in_4bit,
+        model=params.model,
         title=f"Stage 2, round {round_name}: synthetic QA from {start_from}",
     )
     figures = train_adapter(

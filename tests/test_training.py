@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from simrag.config import LoraParams, TrainParams
+from simrag.config import LoraParams, ModelParams, TrainParams
 from simrag.errors import DataError
 from simrag.instructions import Conversation, load_instructions, split_validation
 from simrag.jsonio import read_json
@@ -35,7 +35,9 @@ def setup(**train: object) -> TrainSetup:
         "save_steps": 2,
         "scheduler": "constant_with_warmup",
     }
-    return TrainSetup(lora=LoraParams(), train=TrainParams(**{**defaults, **train}), epochs=1, device="cpu")
+    return TrainSetup(
+        lora=LoraParams(), train=TrainParams(**{**defaults, **train}), epochs=1, model=ModelParams(device="cpu")
+    )
 
 
 def test_loss_mask_covers_only_the_assistant_turn(tiny_model_dir: Path) -> None:
@@ -113,8 +115,8 @@ def test_training_lowers_the_loss_and_the_adapter_merges_to_the_same_logits(
     peft_model = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), str(out)
     ).eval()
-    merged = load_generator(tiny_model_dir, out, device="cpu", dtype="fp32").model
-    base = load_generator(tiny_model_dir, None, device="cpu", dtype="fp32").model
+    merged = load_generator(tiny_model_dir, out, params=ModelParams(device="cpu", dtype="fp32")).model
+    base = load_generator(tiny_model_dir, None, params=ModelParams(device="cpu", dtype="fp32")).model
     with torch.no_grad():
         expected = peft_model(ids).logits
         assert torch.allclose(merged(ids).logits, expected, atol=1e-4)
