@@ -4,18 +4,16 @@ kept (as RAG prompts), mixed with a replay share of the Stage 1 instructions -> 
 Writes the training curves to plots/train_stage2/<round>/ and the run's figures to metrics/train_stage2/<round>.json.
 """
 
-import random
 from pathlib import Path
 
 import click
 
 from simrag.config import load_params
-from simrag.errors import DataError
-from simrag.instructions import split_validation, stage1_replay
 from simrag.jsonio import write_json
 from simrag.models import load_tokenizer
+from simrag.round_data import round_data
 from simrag.stage import is_main_process, stage
-from simrag.synthetic_qa import qa_conversations, read_round
+from simrag.synthetic_qa import read_round
 from simrag.training import TrainSetup, epochs_for_updates, train_adapter
 
 
@@ -41,46 +39,32 @@ def main(
 ) -> str:
     params = load_params(params_path)
     start_from, settings = params.round_settings(round_name)
-    records = read_round(qa_dir, round_name)
-    kept = [r for r in records if r.get("verdict") == "kept"]
-    if len(kept) < settings.min_pairs:
-        raise DataError(
-            f"round {round_name}: {len(kept)} of {len(records)} synthetic QA pairs were kept, fewer than "
-            f"stage2.min_pairs ({settings.min_pairs}). More are kept with a larger stage2.max_chunks, a lower "
-            "stage2.min_context_score or stage2.min_answer_f1 (each can be set for one round under "
-            f"rounds.{round_name}); see metrics/generate_qa/{round_name}.json for why pairs were rejected"
-        )
-    pairs = qa_conversations(kept, load_tokenizer(base), settings.max_context_tokens)
-    random.Random(f"{settings.seed}:{round_name}").shuffle(pairs)
-    train_pairs, val_pairs = split_validation(pairs, settings.val_size)
-    s1 = params.stage1
-    n_replay = round(settings.replay_share * len(train_pairs))
-    replay = stage1_replay(s1.data, s1.max_examples, s1.val_size, params.train.seed, n_replay, settings.seed)
-    train_set = train_pairs + replay
-    random.Random(settings.seed).shuffle(train_set)
+    data = round_data(
+        read_round(qa_dir, round_name), round_name, settings, params.stage1, params.train.seed, load_tokenizer(base)
+    )
     train = settings.train_params(params.train)
     setup = TrainSetup(
         lora=params.lora,
         train=train,
-        epochs=epochs_for_updates(len(train_set), train, settings.epochs, settings.min_updates),
+        epochs=epochs_for_updates(len(data.train), train, settings.epochs, settings.min_updates),
         model=params.model,
         title=f"Stage 2, round {round_name}: synthetic QA from {start_from}",
     )
     figures = train_adapter(
         base,
-        train_set,
-        val_pairs,
+        data.train,
+        data.validation,
         setup,
         models_dir / f"stage2_{round_name}",
         checkpoints / f"stage2_{round_name}",
         plots_dir / round_name,
         init_adapter=models_dir / start_from,
     )
-    figures["examples"].update(qa_pairs=len(train_pairs), replay=len(replay), qa_validation=len(val_pairs))
+    figures["examples"].update(qa_pairs=data.qa_pairs, replay=data.replay, qa_validation=len(data.validation))
     if is_main_process():
         write_json(metrics_dir / f"{round_name}.json", {"round": round_name, "from": start_from, **figures})
     return (
-        f"{len(train_pairs)} QA pairs + {len(replay)} replayed, loss {figures['train_loss_first']} -> "
+        f"{data.qa_pairs} QA pairs + {data.replay} replayed, loss {figures['train_loss_first']} -> "
         f"{figures['train_loss_final']}, validation {figures['val_loss_initial']} -> {figures['val_loss_final']}"
     )
 

@@ -108,5 +108,7 @@ def test_dvc_stage_declares_the_params_and_code_it_uses(name):
             assert block in declared or each, f"{name}: params block {block}"
     deps = {dep for dep in stage["deps"] if "${" not in dep}
     assert script.relative_to(ROOT).as_posix() in deps
-    missing = _simrag_imports(script, set()) - NEUTRAL_MODULES - deps
+    closure = _simrag_imports(script, set()) - NEUTRAL_MODULES
+    missing, extra = closure - deps, {d for d in deps if d.startswith("simrag/")} - closure
     assert not missing, f"{name}: dvc.yaml deps lack {sorted(missing)}"
+    assert not extra, f"{name}: dvc.yaml deps list {sorted(extra)}, which the stage does not import"

@@ -375,3 +375,37 @@ def test_the_same_training_makes_the_same_adapter_folder_under_any_hash_seed(
     assert digests[0] == digests[1]
     config = json.loads((tmp_path / "adapter-1" / "adapter_config.json").read_text())
     assert config["target_modules"] == sorted(config["target_modules"])
+
+
+def test_a_round_trains_on_its_kept_pairs_and_a_replay_share_never_on_its_validation(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import pytest
+
+    from simrag.config import Stage1Params, Stage2Params
+    from simrag.errors import DataError
+    from simrag.models import load_tokenizer
+    from simrag.round_data import round_data
+
+    data = tmp_path / "alpaca.json"
+    data.write_text(json.dumps([{"instruction": f"Say {i}.", "output": str(i)} for i in range(60)]))
+    stage1 = Stage1Params(data=[str(data)], max_examples=0, val_size=10)
+    records = [
+        {
+            "question": f"What does option {i} do?",
+            "answer": f"Option {i} turns on feature {i}.",
+            "context": [f"Option {i} turns on feature {i}. It is off by default."],
+            "verdict": "kept" if i % 3 else "not_retrieved",
+        }
+        for i in range(30)
+    ]
+    tokenizer = load_tokenizer(tiny_model_dir)
+    settings = Stage2Params(min_pairs=10, val_size=4, replay_share=0.5, max_context_tokens=64)
+    first = round_data(records, "r1", settings, stage1, 0, tokenizer)
+    assert (first.qa_pairs, len(first.validation), first.replay) == (16, 4, 8)  # 20 kept: 4 held out, 16 x 0.5
+    assert len(first.train) == 24
+    questions = lambda conversations: {c.user.rsplit("\n", 1)[-1] for c in conversations}  # noqa: E731
+    assert not questions(first.validation) & questions(first.train)  # validation pairs never trained on
+    assert first == round_data(records, "r1", settings, stage1, 0, tokenizer)  # deterministic
+    with pytest.raises(DataError, match=r"20 of 30 synthetic QA pairs were kept, fewer than stage2\.min_pairs"):
+        round_data(records, "r1", settings.model_copy(update={"min_pairs": 21}), stage1, 0, tokenizer)

@@ -1,0 +1,50 @@
+"""The training set of a Stage 2 round: its kept QA pairs as RAG prompts, a validation slice of them, and
+Stage 1 instructions replayed from Stage 1's training split (never its validation split)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from simrag.config import Stage1Params, Stage2Params
+from simrag.errors import DataError
+from simrag.instructions import Conversation, split_validation, stage1_replay
+from simrag.synthetic_qa import qa_conversations
+
+
+@dataclass(frozen=True)
+class RoundData:
+    train: list[Conversation]  # the round's training pairs and the replayed instructions, shuffled
+    validation: list[Conversation]  # held-out kept pairs: the round's validation loss
+    qa_pairs: int  # kept pairs in `train`
+    replay: int  # Stage 1 instructions in `train`
+
+
+def round_data(
+    records: list[dict[str, Any]],
+    round_name: str,
+    settings: Stage2Params,
+    stage1: Stage1Params,
+    split_seed: int,
+    tokenizer: Any,
+) -> RoundData:
+    """What round `round_name` trains on, from its `generate_qa` records; `split_seed` is Stage 1's
+    train.seed, so the replay draws from the records Stage 1 trained on. Too few kept pairs stop the
+    round with a message naming the knobs that keep more."""
+    kept = [r for r in records if r.get("verdict") == "kept"]
+    if len(kept) < settings.min_pairs:
+        raise DataError(
+            f"round {round_name}: {len(kept)} of {len(records)} synthetic QA pairs were kept, fewer than "
+            f"stage2.min_pairs ({settings.min_pairs}). More are kept with a larger stage2.max_chunks, a lower "
+            "stage2.min_context_score or stage2.min_answer_f1 (each can be set for one round under "
+            f"rounds.{round_name}); see metrics/generate_qa/{round_name}.json for why pairs were rejected"
+        )
+    pairs = qa_conversations(kept, tokenizer, settings.max_context_tokens)
+    random.Random(f"{settings.seed}:{round_name}").shuffle(pairs)
+    train_pairs, val_pairs = split_validation(pairs, settings.val_size)
+    n_replay = round(settings.replay_share * len(train_pairs))
+    replay = stage1_replay(stage1.data, stage1.max_examples, stage1.val_size, split_seed, n_replay, settings.seed)
+    train_set = train_pairs + replay
+    random.Random(settings.seed).shuffle(train_set)
+    return RoundData(train_set, val_pairs, len(train_pairs), len(replay))
