@@ -169,6 +169,12 @@ class Generator:
     name: str
 
 
+def adapter_of(weights: Path | str, base: Path | str) -> Path | None:
+    """The LoRA adapter a model's `weights` name, or None where the weights are the base folder itself
+    (an `evaluate.models` entry: the base, or an adapter trained on it)."""
+    return None if Path(weights).resolve() == Path(base).resolve() else Path(weights)
+
+
 def use_4bit(load_in_4bit: str, device: str) -> bool:
     """Whether the base is loaded in 4-bit NF4: on CUDA unless `model.load_in_4bit` is "false"; never on a
     CPU (bitsandbytes' CPU path is slow and, here, gave wrong gradients), with a warning where asked for."""

@@ -33,9 +33,10 @@ def model_weights(params: Params, model_name: str, base: Path) -> tuple[Any, Pat
     base itself); an unknown name is a DataError that lists the known ones."""
     if model_name not in params.evaluate.models:
         raise DataError(f"unknown model {model_name!r}: evaluate.models has {', '.join(params.evaluate.models)}")
+    from simrag.models import adapter_of
+
     entry = params.evaluate.models[model_name]
-    weights = Path(entry.weights)
-    return entry, None if weights.resolve() == Path(base).resolve() else weights
+    return entry, adapter_of(entry.weights, base)
 
 
 class RagModel:

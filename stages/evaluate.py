@@ -12,7 +12,7 @@ from simrag.embedding import load_embedder
 from simrag.evaluation import evaluate_set, load_questions
 from simrag.jsonio import atomic_dir, write_json, write_jsonl
 from simrag.machine import peak_rss_mb
-from simrag.models import load_generator
+from simrag.models import adapter_of, load_generator
 from simrag.retrieval import Retriever
 from simrag.stage import stage
 
@@ -39,8 +39,7 @@ def main(
     reference = retriever.model
     if retriever.embedder != params.embedder.model:
         reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)
-    adapter = None if weights.resolve() == base.resolve() else weights
-    generator = load_generator(base, adapter, params.model, name=model_name)
+    generator = load_generator(base, adapter_of(weights, base), params.model, name=model_name)
     results = {}
     for set_name, (questions, skipped) in sets.items():
         records, summary = evaluate_set(

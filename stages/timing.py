@@ -9,7 +9,7 @@ from simrag.config import load_params
 from simrag.evaluation import load_questions
 from simrag.jsonio import write_json
 from simrag.machine import describe, peak_rss_mb
-from simrag.models import load_generator
+from simrag.models import adapter_of, load_generator
 from simrag.retrieval import Retriever
 from simrag.stage import stage
 from simrag.timing import interleaved_times
@@ -30,8 +30,7 @@ def main(params_path: Path, base: Path, out: Path) -> str:
         if entry.index not in retrievers:  # one retriever (index and embedder) per index, shared by its models
             retrievers[entry.index] = Retriever.from_params(Path(entry.index), params)
         retriever = retrievers[entry.index]
-        adapter = None if Path(entry.weights).resolve() == base.resolve() else Path(entry.weights)
-        generator = load_generator(base, adapter, params.model, name=name)
+        generator = load_generator(base, adapter_of(entry.weights, base), params.model, name=name)
         models[name] = (generator, retriever)
     texts = [q["question"] for q in questions]
     samples, seed = params.evaluate.bootstrap_samples, params.evaluate.seed
