@@ -382,56 +382,9 @@ def save_adapter(model: Any, out_dir: Path) -> None:
         canonical_adapter_config(tmp / "adapter_config.json")
 
 
-def train_adapter(
-    base_dir: Path,
-    train_set: list[Conversation],
-    val_set: list[Conversation],
-    setup: TrainSetup,
-    out_dir: Path,
-    checkpoint_dir: Path,
-    plots_dir: Path,
-    init_adapter: Path | None = None,
-    callbacks: tuple[Any, ...] = (),
-) -> dict[str, Any]:
-    """Train a LoRA adapter on `train_set`, save it to `out_dir`, and return the run's metrics.
-
-    `plots_dir` gets the curves (dvclive's TSV files and curves.png); `checkpoint_dir` holds the
-    checkpoints while the run lasts, and is removed when it ends.
-    """
-    from transformers import TrainerCallback, set_seed
-
-    started = time.perf_counter()
-    set_seed(setup.train.seed)
-    model, tokenizer, facts = load_trainable(Path(base_dir), setup, init_adapter)
-    train_rows, train_counts = encode_all(train_set, tokenizer, setup.train.max_len)
-    val_rows, val_counts = encode_all(val_set, tokenizer, setup.train.max_len)
-    val_rows.sort(key=lambda row: len(row["input_ids"]))  # evaluation batches of like lengths: little padding
-    if not train_rows:
-        raise DataError("no training example fits max_len: raise train.max_len")
-    fingerprint = _digest(
-        setup.lora.model_dump(),
-        setup.train.model_dump(exclude={"resume"}),
-        setup.epochs,
-        facts["device"],
-        facts["precision"],
-        _folder_digest(Path(base_dir)),
-        _folder_digest(init_adapter),
-        train_rows,
-        val_rows,
-    )
-    args = _training_arguments(setup, facts, Path(checkpoint_dir), bool(val_rows), len(train_rows))
-    # The arguments set up the processes (one, or several under `accelerate launch`/torchrun, over gloo
-    # on a CPU); only then does the state tell which process is the main one. Only it writes.
-    state_of_run = args.distributed_state
-    main = state_of_run.is_main_process
-    if main:
-        resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume)
-    state_of_run.wait_for_everyone()
-    if not main:
-        resume_from = resume_point(Path(checkpoint_dir), fingerprint, setup.train.resume, prepare=False)
-    if resume_from is not None:
-        log.info("resuming from %s", resume_from)
-    curves = LiveCurves(Path(plots_dir)) if main else None
+def _curves_callback(curves: LiveCurves | None, main: bool, started: float) -> Any:
+    """A TrainerCallback that feeds the curves (main process only) and logs each loss with its time."""
+    from transformers import TrainerCallback
 
     class Curves(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -448,61 +401,94 @@ def train_adapter(
                 elapsed = time.perf_counter() - started
                 log.info("step %d/%d: %s (%.0f s)", state.global_step, state.max_steps, figure, elapsed)
 
-    trainer = _trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=train_rows,
-        eval_dataset=val_rows or None,
-        data_collator=PadCollator(tokenizer.pad_token_id),
-        callbacks=[Curves(), *callbacks],
-    )
-    trainer.args.eval_on_start = bool(val_rows) and resume_from is None
-    log.info(
-        "training %s: %d examples (%d validation), %s, %s, %d trainable parameters (%.2f%%)",
-        setup.title,
-        len(train_rows),
-        len(val_rows),
+    return Curves()
+
+
+@dataclass
+class _Run:
+    """What the setup of a training run hands to its fit and its summary."""
+
+    model: Any
+    tokenizer: Any
+    facts: dict[str, Any]
+    train_rows: list[dict[str, list[int]]]
+    val_rows: list[dict[str, list[int]]]
+    counts: Counter
+    args: Any
+    resume_from: Path | None
+
+
+def _setup_run(
+    base_dir: Path,
+    train_set: list[Conversation],
+    val_set: list[Conversation],
+    setup: TrainSetup,
+    checkpoint_dir: Path,
+    init_adapter: Path | None,
+) -> _Run:
+    """The model with its adapter, the encoded examples, the Trainer's arguments and the checkpoint to
+    resume from (only if it was made from the same inputs: the fingerprint)."""
+    model, tokenizer, facts = load_trainable(base_dir, setup, init_adapter)
+    train_rows, train_counts = encode_all(train_set, tokenizer, setup.train.max_len)
+    val_rows, val_counts = encode_all(val_set, tokenizer, setup.train.max_len)
+    val_rows.sort(key=lambda row: len(row["input_ids"]))  # evaluation batches of like lengths: little padding
+    if not train_rows:
+        raise DataError("no training example fits max_len: raise train.max_len")
+    fingerprint = _digest(
+        setup.lora.model_dump(),
+        setup.train.model_dump(exclude={"resume"}),
+        setup.epochs,
         facts["device"],
         facts["precision"],
-        facts["trainable_parameters"],
-        100 * facts["trainable_share"],
+        _folder_digest(base_dir),
+        _folder_digest(init_adapter),
+        train_rows,
+        val_rows,
     )
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    state = trainer.state
-    evaluated = [e for e in state.log_history if "eval_loss" in e]
-    if val_rows and (not evaluated or evaluated[-1]["step"] != state.global_step):
-        trainer.evaluate()
-    history = state.log_history
-    if main and curves:
-        curves.close(history, setup.title)
-        save_adapter(trainer.accelerator.unwrap_model(trainer.model), Path(out_dir))
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    state_of_run.wait_for_everyone()  # the adapter is in place before any process reads its size
+    args = _training_arguments(setup, facts, checkpoint_dir, bool(val_rows), len(train_rows))
+    # The arguments set up the processes (one, or several under `accelerate launch`/torchrun, over gloo
+    # on a CPU); only then does the state tell which process is the main one. Only it writes.
+    state_of_run = args.distributed_state
+    if state_of_run.is_main_process:
+        resume_from = resume_point(checkpoint_dir, fingerprint, setup.train.resume)
+    state_of_run.wait_for_everyone()
+    if not state_of_run.is_main_process:
+        resume_from = resume_point(checkpoint_dir, fingerprint, setup.train.resume, prepare=False)
+    if resume_from is not None:
+        log.info("resuming from %s", resume_from)
+    return _Run(model, tokenizer, facts, train_rows, val_rows, train_counts + val_counts, args, resume_from)
 
+
+def _summary(run: _Run, trainer: Any, output: Any, out_dir: Path, started: float) -> dict[str, Any]:
+    """The run's figures, as metrics/train_stage1.json and metrics/train_stage2/<round>.json hold them."""
+    state, facts, history = trainer.state, run.facts, trainer.state.log_history
     losses = [e["loss"] for e in history if "loss" in e]
     val_losses = [e["eval_loss"] for e in history if "eval_loss" in e]
     session_tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen
     runtime = output.metrics.get("train_runtime", 0.0)
     peak, memory_kind = peak_memory_mb(facts["device"])
-    counts = train_counts + val_counts
+
+    def rounded(values: list[float], pick: Any) -> float | None:
+        return round(pick(values), 4) if values else None
+
     return {
         "examples": {
-            "train": len(train_rows),
-            "validation": len(val_rows),
-            "truncated": counts["truncated"],
-            "dropped_too_long": counts["too_long"],
+            "train": len(run.train_rows),
+            "validation": len(run.val_rows),
+            "truncated": run.counts["truncated"],
+            "dropped_too_long": run.counts["too_long"],
         },
         "steps": state.global_step,
         "epochs": round(state.epoch or 0.0, 3),
         "tokens": int(state.num_input_tokens_seen),
         "tokens_per_second": round(session_tokens / runtime, 1) if runtime else 0.0,
-        "train_loss_first": round(losses[0], 4) if losses else None,
-        "train_loss_final": round(losses[-1], 4) if losses else None,
+        "train_loss_first": rounded(losses, lambda v: v[0]),
+        "train_loss_final": rounded(losses, lambda v: v[-1]),
         "train_loss_mean": round(output.training_loss, 4),
-        "val_loss_initial": round(val_losses[0], 4) if val_losses else None,
-        "val_loss_final": round(val_losses[-1], 4) if val_losses else None,
-        "val_loss_best": round(min(val_losses), 4) if val_losses else None,
-        "resumed_from_step": int(resume_from.name.rsplit("-", 1)[-1]) if resume_from else 0,
+        "val_loss_initial": rounded(val_losses, lambda v: v[0]),
+        "val_loss_final": rounded(val_losses, lambda v: v[-1]),
+        "val_loss_best": rounded(val_losses, min),
+        "resumed_from_step": int(run.resume_from.name.rsplit("-", 1)[-1]) if run.resume_from else 0,
         "train_seconds": round(runtime, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "peak_memory_mb": peak,
@@ -512,5 +498,61 @@ def train_adapter(
         "gradient_checkpointing": facts["gradient_checkpointing"],
         "trainable_parameters": facts["trainable_parameters"],
         "trainable_share": facts["trainable_share"],
-        "adapter_mb": round(sum(f.stat().st_size for f in Path(out_dir).rglob("*") if f.is_file()) / 2**20, 2),
+        "adapter_mb": round(sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file()) / 2**20, 2),
     }
+
+
+def train_adapter(
+    base_dir: Path,
+    train_set: list[Conversation],
+    val_set: list[Conversation],
+    setup: TrainSetup,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    plots_dir: Path,
+    init_adapter: Path | None = None,
+    callbacks: tuple[Any, ...] = (),
+) -> dict[str, Any]:
+    """Train a LoRA adapter on `train_set`, save it to `out_dir`, and return the run's metrics: setup, fit
+    (resuming from a matching checkpoint), summary.
+
+    `plots_dir` gets the curves (dvclive's TSV files and curves.png); `checkpoint_dir` holds the
+    checkpoints while the run lasts, and is removed when it ends.
+    """
+    from transformers import set_seed
+
+    started = time.perf_counter()
+    set_seed(setup.train.seed)
+    run = _setup_run(Path(base_dir), train_set, val_set, setup, Path(checkpoint_dir), init_adapter)
+    main = run.args.distributed_state.is_main_process
+    curves = LiveCurves(Path(plots_dir)) if main else None
+    trainer = _trainer_class()(
+        model=run.model,
+        args=run.args,
+        train_dataset=run.train_rows,
+        eval_dataset=run.val_rows or None,
+        data_collator=PadCollator(run.tokenizer.pad_token_id),
+        callbacks=[_curves_callback(curves, main, started), *callbacks],
+    )
+    trainer.args.eval_on_start = bool(run.val_rows) and run.resume_from is None
+    facts = run.facts
+    log.info(
+        "training %s: %d examples (%d validation), %s, %s, %d trainable parameters (%.2f%%)",
+        setup.title,
+        len(run.train_rows),
+        len(run.val_rows),
+        facts["device"],
+        facts["precision"],
+        facts["trainable_parameters"],
+        100 * facts["trainable_share"],
+    )
+    output = trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
+    evaluated = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if run.val_rows and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
+        trainer.evaluate()
+    if main and curves:
+        curves.close(trainer.state.log_history, setup.title)
+        save_adapter(trainer.accelerator.unwrap_model(trainer.model), Path(out_dir))
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    run.args.distributed_state.wait_for_everyone()  # the adapter is in place before any process reads its size
+    return _summary(run, trainer, output, Path(out_dir), started)
