@@ -98,6 +98,72 @@ def reference_relevance(embedder: Any, questions: list[str], hits: list[list[Hit
     return scores
 
 
+def question_scores(
+    question: dict[str, Any],
+    found: list[Hit],
+    answer: str,
+    context: str,
+    relevance_ref: float,
+    similarity: float | None,
+    top_k: int,
+) -> dict[str, float]:
+    """One question's scores: the paper's (context relevance, rule-based quality, groundedness), and those
+    its references allow (token F1, ROUGE-L and answer similarity against the reference answer, evidence
+    recall, gold-document recall@k and MRR)."""
+    scores = {
+        "context_relevance": m.context_relevance([h.score for h in found]),
+        "context_relevance_ref": relevance_ref,
+        "answer_quality": m.answer_quality(answer, context, question["question"]),
+        "groundedness": m.groundedness(answer, context),
+    }
+    if question.get("reference_answer"):
+        scores["token_f1"] = m.token_f1(answer, question["reference_answer"])
+        scores["rouge_l"] = m.rouge_l(answer, question["reference_answer"])
+        scores["answer_similarity"] = float(similarity) if similarity is not None else 0.0
+    if question.get("evidence"):
+        scores["evidence_recall"] = m.evidence_recall(answer, question["evidence"])
+    if question.get("gold_doc"):
+        docs = [h.doc for h in found]
+        scores["recall_at_k"] = m.recall_at_k(docs, question["gold_doc"], top_k)
+        scores["mrr"] = m.reciprocal_rank(docs, question["gold_doc"])
+    return scores
+
+
+def set_summary(
+    questions: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    hits: list[list[Hit]],
+    answers: list[Any],
+    generation_seconds: float,
+    bootstrap: tuple[int, int],
+) -> dict[str, Any]:
+    """The set's metrics: each score's mean with its 95% bootstrap CI, counts, throughput, labels."""
+    chunk_scores = [h.score for found in hits for h in found]
+    summary: dict[str, Any] = {
+        "n": len(records),
+        "empty_answers": sum(not a.text.strip() for a in answers),
+        "refusals": sum(m.is_refusal(a.text) for a in answers),
+        "hits_above_threshold": round(float(np.mean([float(h.above_threshold) for f in hits for h in f] or [0.0])), 4),
+        # throughput of batched generation (generation.batch_size); per-query latency is measured apart, at
+        # batch 1 (`timing`): a batch's wall time shared out over its questions is no per-question time
+        "generation_seconds": round(generation_seconds, 1),
+        "tokens_per_second": round(sum(a.n_tokens for a in answers) / generation_seconds, 2)
+        if generation_seconds
+        else 0.0,
+        # the paper's CI: every retrieved chunk's score as one sample (n = questions x k)
+        "context_relevance_pooled": _summary(chunk_scores, bootstrap),
+    }
+    names = dict.fromkeys(name for r in records for name in r["scores"])  # e.g. token_f1 only with references
+    for name in names:
+        summary[name] = _summary([r["scores"][name] for r in records if name in r["scores"]], bootstrap)
+    if records and "predicted_label" in records[0]:
+        counts = {label: sum(q["label"] == label for q in questions) for label in LABELS}
+        summary["majority_baseline"] = round(max(counts.values()) / len(questions), 4)
+        summary["predicted_labels"] = {label: sum(r["predicted_label"] == label for r in records) for label in LABELS}
+        summary["true_labels"] = counts
+    return summary
+
+
 def evaluate_set(
     generator: Generator,
     retriever: Retriever,
@@ -141,23 +207,15 @@ def evaluate_set(
 
     records = []
     for i, (question, found, answer) in enumerate(zip(questions, hits, answers, strict=True)):
-        context = "\n\n".join(contexts[i])
-        scores = {
-            "context_relevance": m.context_relevance([h.score for h in found]),
-            "context_relevance_ref": relevance_ref[i],
-            "answer_quality": m.answer_quality(answer.text, context, question["question"]),
-            "groundedness": m.groundedness(answer.text, context),
-        }
-        if question.get("reference_answer"):
-            scores["token_f1"] = m.token_f1(answer.text, question["reference_answer"])
-            scores["rouge_l"] = m.rouge_l(answer.text, question["reference_answer"])
-            scores["answer_similarity"] = similarity_of[i]
-        if question.get("evidence"):
-            scores["evidence_recall"] = m.evidence_recall(answer.text, question["evidence"])
-        if question.get("gold_doc"):
-            docs = [h.doc for h in found]
-            scores["recall_at_k"] = m.recall_at_k(docs, question["gold_doc"], retriever.top_k)
-            scores["mrr"] = m.reciprocal_rank(docs, question["gold_doc"])
+        scores = question_scores(
+            question,
+            found,
+            answer.text,
+            "\n\n".join(contexts[i]),
+            relevance_ref[i],
+            similarity_of.get(i),
+            retriever.top_k,
+        )
         record: dict[str, Any] = {
             "id": question["id"],
             "question": question["question"],
@@ -172,28 +230,5 @@ def evaluate_set(
         record["scores"] = {k: round(v, 4) for k, v in scores.items()}
         records.append(record)
 
-    chunk_scores = [h.score for found in hits for h in found]
-    summary: dict[str, Any] = {
-        "n": len(records),
-        "empty_answers": sum(not a.text.strip() for a in answers),
-        "refusals": sum(m.is_refusal(a.text) for a in answers),
-        "hits_above_threshold": round(float(np.mean([float(h.above_threshold) for f in hits for h in f] or [0.0])), 4),
-        # throughput of batched generation (generation.batch_size); per-query latency is measured apart, at
-        # batch 1 (`timing`): a batch's wall time shared out over its questions is no per-question time
-        "generation_seconds": round(generation_seconds, 1),
-        "tokens_per_second": round(sum(a.n_tokens for a in answers) / generation_seconds, 2)
-        if generation_seconds
-        else 0.0,
-        # the paper's CI: every retrieved chunk's score as one sample (n = questions x k)
-        "context_relevance_pooled": _summary(chunk_scores, bootstrap),
-    }
-    names = dict.fromkeys(name for r in records for name in r["scores"])  # e.g. token_f1 only with references
-    for name in names:
-        summary[name] = _summary([r["scores"][name] for r in records if name in r["scores"]], bootstrap)
-    if labelled:
-        counts = {label: sum(q["label"] == label for q in questions) for label in LABELS}
-        summary["majority_baseline"] = round(max(counts.values()) / len(questions), 4)
-        predicted_counts = {label: sum(r["predicted_label"] == label for r in records) for label in LABELS}
-        summary["predicted_labels"] = predicted_counts
-        summary["true_labels"] = counts
+    summary = set_summary(questions, records, hits, answers, generation_seconds, bootstrap)
     return records, summary
