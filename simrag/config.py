@@ -267,10 +267,7 @@ class Params(Block):
 
     @model_validator(mode="after")
     def _evalsets_valid(self) -> Params:
-        total = 0.0
-        for name in self.evalsets:
-            share, _ = self.evalset_settings(name)
-            total += share
+        total = sum(self.evalset_shares().values())  # each set's share and overrides validated on the way
         if total > 0.5:
             raise ValueError(f"evalsets: the shares held out add up to {total:g}; keep at least half for Stage 2")
         return self
@@ -286,12 +283,15 @@ class Params(Block):
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 0.5:
             raise ValueError(f"evalsets.{name}.share: a share of the chunks, above 0 and at most 0.5 (got {share!r})")
         overrides = {k: v for k, v in spec.items() if k != "share"}
+        return float(share), self._stage2_with(overrides, f"evalsets.{name}")
+
+    def _stage2_with(self, overrides: dict[str, Any], where: str) -> Stage2Params:
+        """The stage2 block with a round's or an evaluation set's overrides; a bad one names `where`."""
         try:
-            settings = Stage2Params.model_validate({**self.stage2.model_dump(), **overrides})
+            return Stage2Params.model_validate({**self.stage2.model_dump(), **overrides})
         except ValidationError as exc:
             problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
-            raise ValueError(f"evalsets.{name}: {problems}") from None
-        return float(share), settings
+            raise ValueError(f"{where}: {problems}") from None
 
     def evalset_shares(self) -> dict[str, float]:
         """{set name: share of chunks held out}: what no Stage 2 round may sample."""
@@ -343,12 +343,7 @@ class Params(Block):
         if name not in self.rounds:
             raise ConfigError(f"no round {name!r} in params.rounds (rounds: {', '.join(self.rounds) or 'none'})")
         overrides = {k: v for k, v in self.rounds[name].items() if k not in ("from", "index")}
-        try:
-            settings = Stage2Params.model_validate({**self.stage2.model_dump(), **overrides})
-        except ValidationError as exc:
-            problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
-            raise ValueError(f"rounds.{name}: {problems}") from None
-        return str(self.rounds[name]["from"]), settings
+        return str(self.rounds[name]["from"]), self._stage2_with(overrides, f"rounds.{name}")
 
 
 def round_index(name: str) -> str:

@@ -30,8 +30,6 @@ def held_out_chunks(chunks: Iterable[dict[str, Any]], set_name: str, share: floa
 
 def stage2_chunks(chunks: Sequence[dict[str, Any]], shares: dict[str, float]) -> list[dict[str, Any]]:
     """The chunks a Stage 2 round may sample: all but those any evaluation set holds out."""
-    if not shares:
-        return list(chunks)
     return [c for c in chunks if all(holdout_point(name, str(c["id"])) >= s for name, s in shares.items())]
 
 

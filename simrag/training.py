@@ -468,9 +468,6 @@ def _summary(run: _Run, trainer: Any, output: Any, out_dir: Path, started: float
     runtime = output.metrics.get("train_runtime", 0.0)
     peak, memory_kind = peak_memory_mb(facts["device"])
 
-    def rounded(values: list[float], pick: Any) -> float | None:
-        return round(pick(values), 4) if values else None
-
     return {
         "examples": {
             "train": len(run.train_rows),
@@ -482,12 +479,12 @@ def _summary(run: _Run, trainer: Any, output: Any, out_dir: Path, started: float
         "epochs": round(state.epoch or 0.0, 3),
         "tokens": int(state.num_input_tokens_seen),
         "tokens_per_second": round(session_tokens / runtime, 1) if runtime else 0.0,
-        "train_loss_first": rounded(losses, lambda v: v[0]),
-        "train_loss_final": rounded(losses, lambda v: v[-1]),
+        "train_loss_first": round(losses[0], 4) if losses else None,
+        "train_loss_final": round(losses[-1], 4) if losses else None,
         "train_loss_mean": round(output.training_loss, 4),
-        "val_loss_initial": rounded(val_losses, lambda v: v[0]),
-        "val_loss_final": rounded(val_losses, lambda v: v[-1]),
-        "val_loss_best": rounded(val_losses, min),
+        "val_loss_initial": round(val_losses[0], 4) if val_losses else None,
+        "val_loss_final": round(val_losses[-1], 4) if val_losses else None,
+        "val_loss_best": round(min(val_losses), 4) if val_losses else None,
         "resumed_from_step": int(run.resume_from.name.rsplit("-", 1)[-1]) if run.resume_from else 0,
         "train_seconds": round(runtime, 1),
         "seconds": round(time.perf_counter() - started, 1),
