@@ -191,7 +191,10 @@ def load_trainable(
         setup.train.gradient_checkpointing == "auto" and quantize
     )
     if quantize:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+        # non-reentrant checkpointing, as on the CPU: torch warns that the reentrant default is going away
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
     elif checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

