@@ -172,11 +172,17 @@ class Stage2Params(Block):
     learning_rate: float | None = Field(5.0e-5, gt=0.0, le=1.0)
     batch_size: int | None = Field(2, ge=1, le=1024)
     grad_accum: int | None = Field(2, ge=1, le=1024)
+    max_len: int | None = Field(None, ge=16, le=131072)  # tokens per training conversation: context, question, answer
     seed: int = 0
 
     def train_params(self, train: TrainParams) -> TrainParams:
-        """The `train` block with this round's own learning rate and batch where it sets them."""
-        own = {"learning_rate": self.learning_rate, "batch_size": self.batch_size, "grad_accum": self.grad_accum}
+        """The `train` block with this round's own learning rate, batch and length where it sets them."""
+        own = {
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "max_len": self.max_len,
+        }
         return train.model_copy(update={k: v for k, v in own.items() if v is not None})
 
     @model_validator(mode="after")
@@ -244,6 +250,10 @@ class EvaluateParams(Block):
             if unknown or len(members) < 2:
                 raise ValueError(f"pooled.{name}: needs two or more sets of `sets` (unknown: {unknown or 'none'})")
         return self
+
+
+# Tokens a Stage 2 training conversation needs besides its context: chat template, question, answer.
+PROMPT_ROOM = 128
 
 
 class Params(Block):
@@ -316,7 +326,16 @@ class Params(Block):
                     f"another index folder, or data/index_<round> of an earlier round in retriever.rounds "
                     f"({', '.join(built) or 'none'})"
                 )
-            self.round_settings(name)  # overrides are valid stage2 keys and values
+            _, settings = self.round_settings(name)  # overrides are valid stage2 keys and values
+            max_len = settings.train_params(self.train).max_len
+            if settings.max_context_tokens + PROMPT_ROOM > max_len:
+                # a longer conversation is cut at its end: the answer, and the pair is dropped from training
+                raise ValueError(
+                    f"rounds.{name}: its training prompts hold stage2.max_context_tokens="
+                    f"{settings.max_context_tokens} tokens of context, which leaves under {PROMPT_ROOM} of the "
+                    f"{max_len} a conversation may take for the question and answer; set stage2.max_len (or "
+                    f"train.max_len) to at least {settings.max_context_tokens + PROMPT_ROOM}"
+                )
             earlier.append(name)
         for name, index in self.retriever.rounds.items():
             if name not in self.rounds:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
 
 # Trainer log key -> the curve's name in plots/ and metrics
 CURVES = {"loss": "loss", "eval_loss": "val_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
@@ -44,6 +50,28 @@ class LiveCurves:
     def close(self, history: list[dict[str, Any]], title: str, ylabel: str = "loss (assistant tokens)") -> None:
         self.live.end()
         plot_curves(curve_points(history), self.directory / "curves.png", title, ylabel)
+
+
+class CurvesCallback(TrainerCallback):
+    """Feeds a run's log to its curves (`curves` is None on every process but the main one) and logs each
+    loss with the time since `started`; a resumed run first replays what it had logged before."""
+
+    def __init__(self, curves: LiveCurves | None, main: bool, started: float) -> None:
+        self.curves, self.main, self.started = curves, main, started
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        for entry in state.log_history:  # what a resumed run had logged before its checkpoint
+            if self.curves:
+                self.curves.log(entry)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if self.curves:
+            self.curves.log({**(logs or {}), "step": state.global_step})
+        logs = logs or {}
+        if self.main and ("loss" in logs or "eval_loss" in logs):
+            figure = f"loss {logs['loss']:.4f}" if "loss" in logs else f"validation loss {logs['eval_loss']:.4f}"
+            elapsed = time.perf_counter() - self.started
+            log.info("step %d/%d: %s (%.0f s)", state.global_step, state.max_steps, figure, elapsed)
 
 
 def plot_curves(

@@ -39,3 +39,12 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (Linux counts ru_maxrss in KiB, macOS in bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
+
+
+def peak_memory_mb(device: str) -> tuple[float, str]:
+    """(MB, kind) of this process's peak memory: CUDA's largest allocation on a GPU, resident set on a CPU."""
+    if device == "cuda":
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1), "cuda_max_allocated"
+    return peak_rss_mb(), "process_peak_rss"

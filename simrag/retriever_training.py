@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 
-from simrag.curves import LiveCurves
+from simrag.curves import CurvesCallback, LiveCurves
 from simrag.embedding import choose_device, choose_dtype, embed, load_embedder
-from simrag.errors import DataError
+from simrag.errors import ConfigError, DataError
 from simrag.jsonio import atomic_dir
+from simrag.machine import peak_memory_mb
 from simrag.qa_filter import answer_match
 
 if TYPE_CHECKING:
-    from simrag.config import RetrieverParams
+    from simrag.config import Params, RetrieverParams
     from simrag.retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -174,47 +176,32 @@ def _dataset(pairs: list[RetrieverPair], per_pair: int, fallback: list[str], see
     return Dataset.from_dict(columns), filled
 
 
-def train_embedder(
-    start: str,
-    train: list[RetrieverPair],
-    val: list[RetrieverPair],
-    distractors: list[str],
-    params: RetrieverParams,
-    max_seq_length: int,
-    out_dir: Path,
-    plots_dir: Path,
-    title: str,
-) -> dict[str, Any]:
-    """Tune embedder `start` on `train`, save it to `out_dir` (a sentence-transformers folder) and return
-    the run's figures, the held-out ranking before and after included."""
+class AutocastTrainer(SentenceTransformerTrainer):
+    """The Trainer casts to bf16 on CUDA only; on a CPU the loss must run inside autocast itself (~2x)."""
+
+    def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+        with self.accelerator.autocast():
+            return super().compute_loss(*args, **kwargs)
+
+
+def _precision(params: RetrieverParams, device: str) -> bool:
+    """Whether the tuning runs in bf16 autocast (fp16 is taken as bf16: the loss needs its range)."""
     import torch
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+
+    compute = choose_dtype("auto" if params.dtype == "auto" else params.dtype, device)
+    return compute in (torch.bfloat16, torch.float16)
+
+
+def _arguments(params: RetrieverParams, device: str, bf16: bool, work: Path, n_train: int) -> Any:
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
     )
-    from transformers import PrinterCallback, TrainerCallback, set_seed
 
-    if len(train) < 2:
-        raise DataError(f"{len(train)} training pair(s): in-batch negatives need at least 2")
-    started = time.perf_counter()
-    set_seed(params.seed)
-    device = choose_device(params.device)
-    compute = choose_dtype("auto" if params.dtype == "auto" else params.dtype, device)
-    if compute == torch.float16:
-        compute = torch.bfloat16
-    model = load_embedder(start, device, "fp32", max_seq_length)  # fp32 weights; bf16 only inside autocast
-    if device == "cpu":
-        drop_attention_dropout(model)
-    bf16 = compute == torch.bfloat16
-    before = ranking(model, val, distractors, bf16=bf16)
-    dataset, filled = _dataset(train, params.hard_negatives, distractors or [p.positive for p in train], params.seed)
-    work = Path(out_dir).with_name(f".{Path(out_dir).name}.work")
-    args = SentenceTransformerTrainingArguments(
+    return SentenceTransformerTrainingArguments(
         output_dir=str(work),
         num_train_epochs=params.epochs,
-        per_device_train_batch_size=min(params.batch_size, len(train)),
+        per_device_train_batch_size=min(params.batch_size, n_train),
         learning_rate=params.learning_rate,
         warmup_steps=params.warmup_ratio,
         lr_scheduler_type="linear",
@@ -229,64 +216,151 @@ def train_embedder(
         data_seed=params.seed,
         dataloader_num_workers=0,
     )
+
+
+def train_embedder(
+    start: str,
+    train: list[RetrieverPair],
+    val: list[RetrieverPair],
+    distractors: list[str],
+    params: RetrieverParams,
+    max_seq_length: int,
+    out_dir: Path,
+    plots_dir: Path,
+    title: str,
+) -> dict[str, Any]:
+    """Tune embedder `start` on `train`, save it to `out_dir` (a sentence-transformers folder) and return
+    the run's figures, the held-out ranking before and after included: setup -> fit -> summary."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import PrinterCallback, set_seed
+
+    if len(train) < 2:
+        raise DataError(f"{len(train)} training pair(s): in-batch negatives need at least 2")
+    started = time.perf_counter()
+    set_seed(params.seed)
+    device = choose_device(params.device)
+    bf16 = _precision(params, device)
+    model = load_embedder(start, device, "fp32", max_seq_length)  # fp32 weights; bf16 only inside autocast
+    if device == "cpu":
+        drop_attention_dropout(model)
+    before = ranking(model, val, distractors, bf16=bf16)
+    dataset, filled = _dataset(train, params.hard_negatives, distractors or [p.positive for p in train], params.seed)
+    work = Path(out_dir).with_name(f".{Path(out_dir).name}.work")
+    args = _arguments(params, device, bf16, work, len(train))
     # set up by the arguments: one process, or one of several under `accelerate launch`; only the main one writes
     state_of_run = args.distributed_state
-    main = state_of_run.is_main_process
-    curves = LiveCurves(Path(plots_dir)) if main else None
-
-    class Curves(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            if curves:
-                curves.log({**(logs or {}), "step": state.global_step})
-            if main and logs and "loss" in logs:
-                log.info("step %d/%d: loss %.4f", state.global_step, state.max_steps, float(logs["loss"]))
-
-    class AutocastTrainer(SentenceTransformerTrainer):
-        # The Trainer casts to bf16 on CUDA only; on a CPU the loss must run inside autocast itself (~2x).
-        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
-            with self.accelerator.autocast():
-                return super().compute_loss(*args, **kwargs)
-
+    curves = LiveCurves(Path(plots_dir)) if state_of_run.is_main_process else None
     trainer = AutocastTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         loss=MultipleNegativesRankingLoss(model),
-        callbacks=[Curves()],
+        callbacks=[CurvesCallback(curves, state_of_run.is_main_process, started)],
     )
-    trainer.remove_callback(PrinterCallback)  # the Curves callback logs each step instead
+    trainer.remove_callback(PrinterCallback)  # the curves callback logs each step instead
     log.info(
         "training the embedder: %d pairs (%d held out), %d hard negatives each, %s, %s",
         len(train),
         len(val),
         params.hard_negatives,
         device,
-        "bf16 autocast" if args.bf16 else "fp32",
+        "bf16 autocast" if bf16 else "fp32",
     )
     output = trainer.train()
-    history = trainer.state.log_history
     after = ranking(model, val, distractors, bf16=bf16)
     if curves:
-        curves.close(history, title, ylabel="loss (multiple negatives ranking)")
+        curves.close(trainer.state.log_history, title, ylabel="loss (multiple negatives ranking)")
         with atomic_dir(Path(out_dir)) as tmp:
             model.save(str(tmp))
         shutil.rmtree(work, ignore_errors=True)
     state_of_run.wait_for_everyone()
-    losses = [e["loss"] for e in history if "loss" in e]
+    pairs = {"train": len(train), "validation": len(val), "random_negatives": filled}
+    return _summary(trainer, output, pairs, (before, after), started, Path(out_dir))
+
+
+def _summary(
+    trainer: Any,
+    output: Any,
+    pairs: dict[str, int],
+    rankings: tuple[dict[str, Any], dict[str, Any]],
+    started: float,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """The run's figures, as metrics/train_retriever/<round>.json holds them."""
+    state, n_train = trainer.state, pairs["train"]
+    losses = [e["loss"] for e in state.log_history if "loss" in e]
     runtime = output.metrics.get("train_runtime", 0.0)
     return {
-        "pairs": {"train": len(train), "validation": len(val), "random_negatives": filled},
-        "steps": trainer.state.global_step,
-        "epochs": round(trainer.state.epoch or 0.0, 3),
+        "pairs": pairs,
+        "steps": state.global_step,
+        "epochs": round(state.epoch or 0.0, 3),
         "train_loss_first": round(losses[0], 4) if losses else None,
         "train_loss_final": round(losses[-1], 4) if losses else None,
         "train_loss_mean": round(output.training_loss, 4),
-        "validation_before": before,
-        "validation_after": after,
-        "pairs_per_second": round(len(train) * (trainer.state.epoch or 0.0) / runtime, 2) if runtime else 0.0,
+        "validation_before": rankings[0],
+        "validation_after": rankings[1],
+        "pairs_per_second": round(n_train * (state.epoch or 0.0) / runtime, 2) if runtime else 0.0,
         "train_seconds": round(runtime, 1),
         "seconds": round(time.perf_counter() - started, 1),
-        "device": device,
-        "precision": "bf16 autocast" if args.bf16 else "fp32",
-        "embedder_mb": round(sum(f.stat().st_size for f in Path(out_dir).rglob("*") if f.is_file()) / 2**20, 2),
+        "device": "cpu" if trainer.args.use_cpu else "cuda",
+        "precision": "bf16 autocast" if trainer.args.bf16 else "fp32",
+        "embedder_mb": round(sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file()) / 2**20, 2),
+    }
+
+
+def adapt_retriever(
+    round_name: str, params: Params, chunks: Path, qa_dir: Path, models_dir: Path, plots_dir: Path
+) -> dict[str, Any]:
+    """Round `round_name`'s retriever adaptation (`retriever.rounds`): its kept pairs, hard negatives mined
+    on the index it retrieved from, the held-out pairs ranked among random chunks, the embedder tuned into
+    `models_dir`/embedder_<round>. Returns the figures of metrics/train_retriever/<round>.json."""
+    from simrag.indexing import read_chunks
+    from simrag.retrieval import Retriever
+    from simrag.synthetic_qa import read_round
+
+    settings = params.retriever
+    if round_name not in settings.rounds:
+        raise ConfigError(f"round {round_name!r} is not in retriever.rounds ({', '.join(settings.rounds) or 'none'})")
+    index_dir = Path(settings.rounds[round_name])
+    _, round_settings = params.round_settings(round_name)
+    corpus = {c["id"]: c for c in read_chunks(chunks)}
+    pairs, skipped = training_pairs(read_round(qa_dir, round_name), corpus)
+    if len(pairs) < 2 + settings.val_size:
+        raise DataError(
+            f"round {round_name}: {len(pairs)} kept pairs, too few to tune the embedder on (and hold out "
+            f"retriever.val_size={settings.val_size}); keep more pairs (stage2.max_chunks) or drop "
+            f"{round_name} from retriever.rounds"
+        )
+    train, val = split_pairs(pairs, settings.val_size, settings.seed)
+    retriever = Retriever.from_params(index_dir, params, top_k=settings.negative_depth)
+    mined = mine_hard_negatives(
+        pairs, retriever, settings.hard_negatives, settings.negative_depth, round_settings.min_answer_f1
+    )
+    start = str(retriever.embedder)
+    del retriever
+    held_out = {p.chunk_id for p in val}
+    pool = [c["text"] for c in corpus.values() if c["id"] not in held_out]
+    distractors = random.Random(settings.seed).sample(pool, min(settings.val_distractors, len(pool)))
+    title = f"Retriever, round {round_name}: {len(train)} synthetic QA pairs"
+    figures = train_embedder(
+        start,
+        train,
+        val,
+        distractors,
+        settings,
+        params.embedder.max_seq_length,
+        models_dir / f"embedder_{round_name}",
+        plots_dir / round_name,
+        title=title,
+    )
+    peak, memory_kind = peak_memory_mb(figures["device"])
+    return {
+        "round": round_name,
+        "from": start,
+        "index": str(index_dir),
+        **figures,
+        "mining": mined,
+        "skipped": dict(skipped),
+        "peak_memory_mb": peak,
+        "memory_kind": memory_kind,
     }

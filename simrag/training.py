@@ -6,12 +6,14 @@ the 49K-word vocabulary projection of the prompt tokens is a large share of the 
 Batches are grouped by length, so little is spent on padding. On CUDA the base is loaded in 4-bit NF4
 (QLoRA); on a CPU in fp32 with bf16 autocast where the CPU has native bf16.
 
-An interrupted run resumes from its last checkpoint when run again with the same inputs and settings.
+A run reads as setup (`_setup_run`: the model with its adapter, the encoded examples, the Trainer's
+arguments, the checkpoint to resume from) -> fit (`train_adapter`) -> summary (`_summary`). The data
+(`sft_data`), the checkpoints (`checkpoints`) and the curves (`curves`) have modules of their own. An
+interrupted run resumes from its last checkpoint when run again with the same inputs and settings.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,21 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transformers import Trainer
+
+from simrag.checkpoints import fingerprint, folder_digest, resume_point
 from simrag.config import LoraParams, ModelParams, TrainParams
-from simrag.curves import LiveCurves
+from simrag.curves import CurvesCallback, LiveCurves
 from simrag.embedding import choose_device
-from simrag.errors import ConfigError, DataError
+from simrag.errors import DataError
 from simrag.instructions import Conversation
-from simrag.jsonio import atomic_dir, read_json, write_json
-from simrag.machine import peak_rss_mb
+from simrag.jsonio import atomic_dir
+from simrag.machine import peak_memory_mb
 from simrag.models import choose_model_dtype, load_tokenizer, quantization_config, use_4bit
+from simrag.sft_data import IGNORE, PadCollator, encode_all
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-IGNORE = -100  # label of a position that is not learned
 
 
 @dataclass(frozen=True)
@@ -49,77 +53,6 @@ class TrainSetup:
     epochs: float
     model: ModelParams = field(default_factory=ModelParams)  # device, dtype, 4-bit
     title: str = "training"
-
-
-# --- data -----------------------------------------------------------------------------------------
-
-
-def encode(conversation: Conversation, tokenizer: Any, max_len: int) -> tuple[dict[str, list[int]] | None, str]:
-    """Token ids of the conversation through the chat template, labels on the assistant turn only.
-
-    Returns (example, status): status "ok", "truncated" (cut to max_len, some answer left) or
-    "too_long" (nothing of the answer fits: example is None).
-    """
-    messages = conversation.messages()
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise ConfigError(
-            "the model's chat template does not render a conversation as its prompt followed by the answer; "
-            "simrag cannot tell which tokens are the assistant's"
-        )
-    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(encoded["input_ids"])
-    boundary = len(prompt)
-    offsets = encoded["offset_mapping"]
-    labels = [token if start >= boundary else IGNORE for token, (start, _) in zip(ids, offsets, strict=True)]
-    status = "ok"
-    if len(ids) > max_len:
-        ids, labels, status = ids[:max_len], labels[:max_len], "truncated"
-    if all(label == IGNORE for label in labels):
-        return None, "too_long"
-    return {"input_ids": ids, "labels": labels}, status
-
-
-def encode_all(
-    conversations: list[Conversation], tokenizer: Any, max_len: int
-) -> tuple[list[dict[str, list[int]]], Counter]:
-    examples: list[dict[str, list[int]]] = []
-    counts: Counter = Counter()
-    for conversation in conversations:
-        example, status = encode(conversation, tokenizer, max_len)
-        counts[status] += 1
-        if example is not None:
-            examples.append(example)
-    if counts["truncated"] or counts["too_long"]:
-        log.warning(
-            "max_len %d: %d examples truncated, %d dropped (no answer token fits)",
-            max_len,
-            counts["truncated"],
-            counts["too_long"],
-        )
-    return examples, counts
-
-
-@dataclass
-class PadCollator:
-    """Right-pads a batch; padded positions are masked out of attention and loss."""
-
-    pad_id: int
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            ids[i, :n] = torch.tensor(row["input_ids"])
-            labels[i, :n] = torch.tensor(row["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
 # --- model ----------------------------------------------------------------------------------------
@@ -232,75 +165,25 @@ def load_trainable(
     return model, tokenizer, facts
 
 
-# --- resume ---------------------------------------------------------------------------------------
-
-
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-def _folder_digest(path: Path | None) -> str:
-    if path is None:
-        return ""
-    files = sorted(f for f in Path(path).rglob("*") if f.is_file())
-    return _digest([(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-
-
-def resume_point(checkpoint_dir: Path, fingerprint: str, resume: bool, prepare: bool = True) -> Path | None:
-    """The last checkpoint of an interrupted run with the same fingerprint, else None (stale ones removed).
-
-    `prepare=False` only reads: what the other processes of a multi-process run do, once the main
-    process has prepared the folder.
-    """
-    from transformers.trainer_utils import get_last_checkpoint
-
-    marker = checkpoint_dir / "fingerprint.json"
-    if checkpoint_dir.is_dir():
-        same = marker.is_file() and read_json(marker).get("fingerprint") == fingerprint
-        last = get_last_checkpoint(str(checkpoint_dir)) if same else None
-        if resume and last is not None:
-            return Path(last)
-        if not prepare:
-            return None
-        shutil.rmtree(checkpoint_dir)
-    if not prepare:
-        return None
-    checkpoint_dir.mkdir(parents=True)
-    write_json(marker, {"fingerprint": fingerprint})
-    return None
-
-
 # --- training -------------------------------------------------------------------------------------
 
 
-def peak_memory_mb(device: str) -> tuple[float, str]:
-    if device == "cuda":
-        import torch
+class AssistantLossTrainer(Trainer):
+    """The Trainer with the loss on the assistant's tokens, its output head on those positions alone."""
 
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1), "cuda_max_allocated"
-    return peak_rss_mb(), "process_peak_rss"
+    loss_is_scaled_for_ga = True  # assistant_loss divides by the accumulated batch's token count
 
-
-def _trainer_class() -> Any:
-    from transformers import Trainer
-
-    class AssistantLossTrainer(Trainer):
-        loss_is_scaled_for_ga = True  # assistant_loss divides by the accumulated batch's token count
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            with self.accelerator.autocast():
-                loss = assistant_loss(model, inputs, num_items_in_batch)
-            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
-                # `num_items_in_batch` counts the labelled tokens of every process, while data-parallel
-                # training averages the processes' gradients: scaled by their number, as transformers
-                # does, the loss and its gradient are the token mean of the whole batch.
-                loss = loss * self.accelerator.num_processes
-            return (loss, {"loss": loss}) if return_outputs else loss
-
-    return AssistantLossTrainer
+    def compute_loss(
+        self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        with self.accelerator.autocast():
+            loss = assistant_loss(model, inputs, num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # `num_items_in_batch` counts the labelled tokens of every process, while data-parallel
+            # training averages the processes' gradients: scaled by their number, as transformers
+            # does, the loss and its gradient are the token mean of the whole batch.
+            loss = loss * self.accelerator.num_processes
+        return (loss, {"loss": loss}) if return_outputs else loss
 
 
 def planned_updates(n_examples: int, train: TrainParams, epochs: float, processes: int = 1) -> int:
@@ -385,28 +268,6 @@ def save_adapter(model: Any, out_dir: Path) -> None:
         canonical_adapter_config(tmp / "adapter_config.json")
 
 
-def _curves_callback(curves: LiveCurves | None, main: bool, started: float) -> Any:
-    """A TrainerCallback that feeds the curves (main process only) and logs each loss with its time."""
-    from transformers import TrainerCallback
-
-    class Curves(TrainerCallback):
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            for entry in state.log_history:  # what a resumed run had logged before its checkpoint
-                if curves:
-                    curves.log(entry)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            if curves:
-                curves.log({**(logs or {}), "step": state.global_step})
-            logs = logs or {}
-            if main and ("loss" in logs or "eval_loss" in logs):
-                figure = f"loss {logs['loss']:.4f}" if "loss" in logs else f"validation loss {logs['eval_loss']:.4f}"
-                elapsed = time.perf_counter() - started
-                log.info("step %d/%d: %s (%.0f s)", state.global_step, state.max_steps, figure, elapsed)
-
-    return Curves()
-
-
 @dataclass
 class _Run:
     """What the setup of a training run hands to its fit and its summary."""
@@ -437,14 +298,14 @@ def _setup_run(
     val_rows.sort(key=lambda row: len(row["input_ids"]))  # evaluation batches of like lengths: little padding
     if not train_rows:
         raise DataError("no training example fits max_len: raise train.max_len")
-    fingerprint = _digest(
+    run_fingerprint = fingerprint(
         setup.lora.model_dump(),
         setup.train.model_dump(exclude={"resume"}),
         setup.epochs,
         facts["device"],
         facts["precision"],
-        _folder_digest(base_dir),
-        _folder_digest(init_adapter),
+        folder_digest(base_dir),
+        folder_digest(init_adapter),
         train_rows,
         val_rows,
     )
@@ -453,10 +314,10 @@ def _setup_run(
     # on a CPU); only then does the state tell which process is the main one. Only it writes.
     state_of_run = args.distributed_state
     if state_of_run.is_main_process:
-        resume_from = resume_point(checkpoint_dir, fingerprint, setup.train.resume)
+        resume_from = resume_point(checkpoint_dir, run_fingerprint, setup.train.resume)
     state_of_run.wait_for_everyone()
     if not state_of_run.is_main_process:
-        resume_from = resume_point(checkpoint_dir, fingerprint, setup.train.resume, prepare=False)
+        resume_from = resume_point(checkpoint_dir, run_fingerprint, setup.train.resume, prepare=False)
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     return _Run(model, tokenizer, facts, train_rows, val_rows, train_counts + val_counts, args, resume_from)
@@ -526,13 +387,13 @@ def train_adapter(
     run = _setup_run(Path(base_dir), train_set, val_set, setup, Path(checkpoint_dir), init_adapter)
     main = run.args.distributed_state.is_main_process
     curves = LiveCurves(Path(plots_dir)) if main else None
-    trainer = _trainer_class()(
+    trainer = AssistantLossTrainer(
         model=run.model,
         args=run.args,
         train_dataset=run.train_rows,
         eval_dataset=run.val_rows or None,
         data_collator=PadCollator(run.tokenizer.pad_token_id),
-        callbacks=[_curves_callback(curves, main, started), *callbacks],
+        callbacks=[CurvesCallback(curves, main, started), *callbacks],
     )
     trainer.args.eval_on_start = bool(run.val_rows) and run.resume_from is None
     facts = run.facts

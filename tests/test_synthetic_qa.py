@@ -245,6 +245,19 @@ def test_rounds_must_chain_in_order() -> None:
         parse_params({"rounds": {"r1": {"from": "stage1", "max_chunkz": 3}}})
 
 
+def test_a_round_s_training_prompts_must_leave_room_for_question_and_answer() -> None:
+    # 1,024 tokens of context in conversations cut at 512: every pair would lose its answer and be dropped
+    with pytest.raises(ConfigError, match=r"rounds\.r1: .*max_context_tokens=1024 .* at least 1152"):
+        parse_params({"stage2": {"max_context_tokens": 1024}, "rounds": {"r1": {"from": "stage1"}}})
+    params = parse_params(
+        {"stage2": {"max_context_tokens": 1024, "max_len": 1536}, "rounds": {"r1": {"from": "stage1"}}}
+    )
+    assert params.round_settings("r1")[1].train_params(params.train).max_len == 1536
+    assert params.stage2.model_copy(update={"max_len": None}).train_params(params.train).max_len == 512
+    one_round = {"r1": {"from": "stage1", "max_context_tokens": 1024, "max_len": 1200}, "r2": {"from": "stage2_r1"}}
+    assert parse_params({"rounds": one_round}).round_settings("r1")[1].train_params(params.train).max_len == 1200
+
+
 def test_dvc_expands_one_stage_per_round_and_model() -> None:
     from dvc.repo import Repo
 
@@ -286,7 +299,7 @@ def test_rounds_chain_and_a_thin_round_stops(tiny_model_dir: Path, tiny_adapter_
                 "model": {"device": "cpu"},
                 "train": {"batch_size": 2, "max_steps": 2, "eval_steps": 1, "max_len": 256},
                 "stage1": {"data": [str(instructions)]},
-                "stage2": {"min_pairs": 6, "val_size": 2, "replay_share": 0.5},
+                "stage2": {"min_pairs": 6, "val_size": 2, "replay_share": 0.5, "max_context_tokens": 64},
                 "rounds": {"r1": {"from": "stage1"}, "r2": {"from": "stage2_r1", "min_pairs": 4}},
             }
         )
@@ -331,7 +344,7 @@ def test_rounds_chain_and_a_thin_round_stops(tiny_model_dir: Path, tiny_adapter_
 def test_kept_pairs_train_as_rag_prompts(tiny_model_dir: Path) -> None:
     from simrag.models import load_tokenizer
     from simrag.prompting import SYSTEM_PROMPT
-    from simrag.training import IGNORE, encode
+    from simrag.sft_data import IGNORE, encode
 
     tokenizer = load_tokenizer(tiny_model_dir)
     record = _kept_pairs("r1", 1)[0]

@@ -14,7 +14,8 @@ from simrag.errors import DataError
 from simrag.instructions import Conversation, load_instructions, split_validation
 from simrag.jsonio import read_json
 from simrag.models import load_generator, load_tokenizer
-from simrag.training import IGNORE, PadCollator, TrainSetup, assistant_loss, encode, encode_all, train_adapter
+from simrag.sft_data import IGNORE, PadCollator, encode, encode_all
+from simrag.training import TrainSetup, assistant_loss, train_adapter
 
 CONVERSATIONS = [
     Conversation("What is DVC?", "A tool that versions data and runs pipelines."),
