@@ -13,8 +13,8 @@ import click
 import torch
 
 from simrag.embedding import cpu_supports_bf16, embed, load_embedder
-from simrag.indexing import read_chunks
 from simrag.machine import describe
+from simrag.records import read_chunks
 
 
 @click.command()

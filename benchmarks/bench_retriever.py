@@ -19,8 +19,8 @@ from pathlib import Path
 import click
 
 from simrag.config import load_params
-from simrag.indexing import read_chunks
 from simrag.machine import describe
+from simrag.records import read_chunks
 from simrag.retriever_training import RetrieverPair, train_embedder
 
 

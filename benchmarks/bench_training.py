@@ -72,7 +72,8 @@ def stage_run(stage: str, params_path: Path, base: Path, updates: int, eval_step
     from simrag.config import load_params
     from simrag.instructions import load_instructions, split_validation
     from simrag.models import load_tokenizer
-    from simrag.synthetic_qa import qa_conversations, read_round
+    from simrag.records import read_round
+    from simrag.round_data import qa_conversations
     from simrag.training import TrainSetup, train_adapter
 
     params = load_params(params_path)

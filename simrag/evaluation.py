@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ from simrag import metrics as m
 from simrag.config import GenerationParams
 from simrag.embedding import embed
 from simrag.errors import DataError
-from simrag.generation import generate, label_logprobs
+from simrag.generation import label_logprobs
 from simrag.models import Generator
-from simrag.prompting import LABEL_INSTRUCTION, fit_context, rag_messages, render
+from simrag.prompting import LABEL_INSTRUCTION, rag_messages, render
+from simrag.rag import answer_questions
 from simrag.retrieval import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -181,15 +181,9 @@ def evaluate_set(
     """
     reference_embedder = reference_embedder or retriever.model
     texts = [q["question"] for q in questions]
-    hits = retriever.search_many(texts)
+    rag = answer_questions(generator, retriever, texts, generation, progress=progress)
+    hits, contexts, answers = rag.hits, rag.passages, rag.generations
     relevance_ref = reference_relevance(reference_embedder, texts, hits)
-    contexts = [fit_context(h, generator.tokenizer, generation.max_context_tokens) for h in hits]
-    prompts = [render(generator.tokenizer, rag_messages(q, c)) for q, c in zip(texts, contexts, strict=True)]
-    started = time.perf_counter()
-    answers = generate(
-        generator, prompts, generation.max_new_tokens, generation.repetition_penalty, generation.batch_size, progress
-    )
-    generation_seconds = time.perf_counter() - started
     referenced = [i for i, q in enumerate(questions) if q.get("reference_answer")]
     similarity = answer_similarity(
         reference_embedder,
@@ -230,5 +224,5 @@ def evaluate_set(
         record["scores"] = {k: round(v, 4) for k, v in scores.items()}
         records.append(record)
 
-    summary = set_summary(questions, records, hits, answers, generation_seconds, bootstrap)
+    summary = set_summary(questions, records, hits, answers, rag.seconds, bootstrap)
     return records, summary

@@ -9,29 +9,22 @@ from typing import Any
 
 from simrag.config import EmbedderParams, IndexParams
 from simrag.embedding import embed, load_embedder
-from simrag.errors import DataError
-from simrag.jsonio import atomic_dir, read_jsonl
+from simrag.jsonio import atomic_dir
+from simrag.records import ChunkRecord, read_chunks
 from simrag.vectorstore import folder_size_mb, write_collection
 
 log = logging.getLogger(__name__)
 
-METADATA_FIELDS = ("source", "doc", "title", "position", "n_tokens")
 
-
-def read_chunks(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise DataError(f"chunks file not found: {path} (run `dvc repro prepare` first)")
-    try:
-        chunks = list(read_jsonl(path))
-    except ValueError as exc:
-        raise DataError(f"chunks file is corrupt: {exc}") from None
-    for number, chunk in enumerate(chunks, start=1):
-        missing = [key for key in ("id", "text", *METADATA_FIELDS) if key not in chunk]
-        if missing:
-            raise DataError(f"{path}: chunk {number} lacks {', '.join(missing)}; re-run `dvc repro prepare`")
-    if not chunks:
-        raise DataError(f"{path} holds no chunks: check prepare.corpus_dir and metrics/prepare.json")
-    return chunks
+def metadata(chunk: ChunkRecord) -> dict[str, Any]:
+    """What the collection keeps of a chunk besides its id, text and vector."""
+    return {
+        "source": chunk["source"],
+        "doc": chunk["doc"],
+        "title": chunk["title"],
+        "position": chunk["position"],
+        "n_tokens": chunk["n_tokens"],
+    }
 
 
 def build_index(chunks_path: Path, index_dir: Path, embedder: EmbedderParams, params: IndexParams) -> dict[str, Any]:
@@ -50,7 +43,7 @@ def build_index(chunks_path: Path, index_dir: Path, embedder: EmbedderParams, pa
             ids=[c["id"] for c in chunks],
             vectors=vectors,
             documents=[c["text"] for c in chunks],
-            metadatas=[{key: c[key] for key in METADATA_FIELDS} for c in chunks],
+            metadatas=[metadata(c) for c in chunks],
             collection_metadata=collection_metadata,
         )
     return {

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from simrag.errors import DataError
+
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
@@ -85,3 +87,19 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object")
             yield record
+
+
+def read_records(path: Path, required: Iterable[str], kind: str, remedy: str) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file that a stage wrote, each holding the `required` keys. A missing or
+    corrupt file, or a record without a key, is a DataError naming the `kind` of file and the `remedy`."""
+    if not Path(path).is_file():
+        raise DataError(f"{kind} not found: {path} ({remedy})")
+    try:
+        records = list(read_jsonl(path))
+    except ValueError as exc:
+        raise DataError(f"{kind} is corrupt: {exc}; {remedy}") from None
+    for number, record in enumerate(records, start=1):
+        missing = [key for key in required if key not in record]
+        if missing:
+            raise DataError(f"{path}: record {number} lacks {', '.join(missing)}; {remedy}")
+    return records

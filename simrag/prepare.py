@@ -8,7 +8,7 @@ import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from simrag.chunking import Chunk, Chunker
 from simrag.config import EmbedderParams, PrepareParams
 from simrag.corpus import Document, list_files, read_file
 from simrag.embedding import load_tokenizer
+from simrag.records import ChunkRecord
 from simrag.stage import setup_logging
 
 log = logging.getLogger(__name__)
@@ -40,23 +41,17 @@ REPAIRS = ("legacy_charset", "invalid_utf8", "utf16", "flat_html")  # files read
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], which the embedder adds to every chunk
 
 
-@dataclass(frozen=True)
-class ChunkRecord:
-    id: str  # "<source>/<doc>#<position>": stable while the document is unchanged
-    source: str
-    doc: str
-    title: str
-    position: int
-    n_tokens: int
-    text: str
-
-    @classmethod
-    def of(cls, document: Document, chunk: Chunk) -> ChunkRecord:
-        chunk_id = f"{document.source}/{document.doc}#{chunk.position}"
-        return cls(chunk_id, document.source, document.doc, document.title, chunk.position, chunk.n_tokens, chunk.text)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def chunk_record(document: Document, chunk: Chunk) -> ChunkRecord:
+    """A chunk of a document as data/processed/chunks.jsonl holds it."""
+    return ChunkRecord(
+        id=f"{document.source}/{document.doc}#{chunk.position}",
+        source=document.source,
+        doc=document.doc,
+        title=document.title,
+        position=chunk.position,
+        n_tokens=chunk.n_tokens,
+        text=chunk.text,
+    )
 
 
 @dataclass
@@ -147,8 +142,8 @@ def prepare_corpus(params: PrepareParams, embedder: EmbedderParams) -> PrepareRe
                     duplicate_chunks += 1
                     continue
                 seen_chunks.add(chunk_key)
-                chunks.append(ChunkRecord.of(document, chunk))
-    tokens = np.array([c.n_tokens for c in chunks], dtype=np.int64)
+                chunks.append(chunk_record(document, chunk))
+    tokens = np.array([c["n_tokens"] for c in chunks], dtype=np.int64)
     metrics = {
         "files": len(tasks),
         "documents": documents,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simrag.retrieval import Hit
+if TYPE_CHECKING:
+    from simrag.retrieval import Hit
 
 SYSTEM_PROMPT = (
     "You are a precise technical assistant. Answer the question using the numbered context passages. "

@@ -26,6 +26,7 @@ from simrag.errors import ConfigError, DataError
 from simrag.jsonio import atomic_dir
 from simrag.machine import peak_memory_mb
 from simrag.qa_filter import answer_match
+from simrag.records import ChunkRecord, QARecord
 
 if TYPE_CHECKING:
     from simrag.config import Params, RetrieverParams
@@ -44,9 +45,7 @@ class RetrieverPair:
     negatives: list[str] = field(default_factory=list)
 
 
-def training_pairs(
-    records: list[dict[str, Any]], chunks: dict[str, dict[str, Any]]
-) -> tuple[list[RetrieverPair], Counter]:
+def training_pairs(records: list[QARecord], chunks: dict[str, ChunkRecord]) -> tuple[list[RetrieverPair], Counter]:
     """The kept QA records as (question, source chunk) pairs; a repeated question or a chunk the corpus
     no longer holds is skipped and counted."""
     pairs: list[RetrieverPair] = []
@@ -314,9 +313,8 @@ def adapt_retriever(
     """Round `round_name`'s retriever adaptation (`retriever.rounds`): its kept pairs, hard negatives mined
     on the index it retrieved from, the held-out pairs ranked among random chunks, the embedder tuned into
     `models_dir`/embedder_<round>. Returns the figures of metrics/train_retriever/<round>.json."""
-    from simrag.indexing import read_chunks
+    from simrag.records import read_chunks, read_round
     from simrag.retrieval import Retriever
-    from simrag.synthetic_qa import read_round
 
     settings = params.retriever
     if round_name not in settings.rounds:

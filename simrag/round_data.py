@@ -10,7 +10,8 @@ from typing import Any
 from simrag.config import Stage1Params, Stage2Params
 from simrag.errors import DataError
 from simrag.instructions import Conversation, split_validation, stage1_replay
-from simrag.synthetic_qa import qa_conversations
+from simrag.prompting import fit_passages, rag_messages
+from simrag.records import QARecord
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class RoundData:
 
 
 def round_data(
-    records: list[dict[str, Any]],
+    records: list[QARecord],
     round_name: str,
     settings: Stage2Params,
     stage1: Stage1Params,
@@ -48,3 +49,20 @@ def round_data(
     train_set = train_pairs + replay
     random.Random(settings.seed).shuffle(train_set)
     return RoundData(train_set, val_pairs, len(train_pairs), len(replay))
+
+
+def qa_conversations(records: list[QARecord], tokenizer: Any, max_context_tokens: int) -> list[Conversation]:
+    """Kept pairs as RAG training examples: the evaluation prompt (system prompt, the passages retrieved
+    for the question, cut to `max_context_tokens`, the question) and the answer as the assistant turn."""
+    conversations = []
+    for record in records:
+        messages = rag_messages(record["question"], fit_passages(record["context"], tokenizer, max_context_tokens))
+        conversations.append(
+            Conversation(
+                user=messages[1]["content"],
+                assistant=record["answer"],
+                source=f"qa:{record.get('round', '')}",
+                system=messages[0]["content"],
+            )
+        )
+    return conversations

@@ -30,7 +30,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,11 +39,9 @@ from simrag.config import GenerationParams, Stage2Params
 from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.generation import generate
-from simrag.instructions import Conversation
-from simrag.jsonio import read_jsonl
 from simrag.metrics import words
 from simrag.models import Generator
-from simrag.prompting import fit_context, fit_passages, rag_messages, render
+from simrag.prompting import render
 from simrag.qa_filter import (
     answer_in_question,
     answer_match,
@@ -53,6 +50,8 @@ from simrag.qa_filter import (
     is_near_duplicate,
     is_repetitive,
 )
+from simrag.rag import answer_questions
+from simrag.records import QARecord
 from simrag.retrieval import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -176,10 +175,8 @@ class Writer:
 
     generator: Generator
     max_new_tokens: int  # per question or answer list (stage2.max_new_tokens)
-    answer_tokens: int  # the paper recipe's RAG answers (generation.max_new_tokens)
-    repetition_penalty: float
     batch_size: int  # stage2.write_batch_size
-    max_context_tokens: int  # the paper recipe's RAG context (generation.max_context_tokens)
+    generation: GenerationParams  # the repetition penalty, and the paper recipe's RAG answers as evaluation's
     tokens: int = 0
     seconds: float = 0.0
 
@@ -187,14 +184,7 @@ class Writer:
     def of(cls, generator: Generator, settings: Stage2Params, generation: GenerationParams) -> Writer:
         """The writer of a round (or an evaluation set): its own token budget and batch, RAG answers as
         evaluation generates them."""
-        return cls(
-            generator,
-            max_new_tokens=settings.max_new_tokens,
-            answer_tokens=generation.max_new_tokens,
-            repetition_penalty=generation.repetition_penalty,
-            batch_size=settings.write_batch_size,
-            max_context_tokens=generation.max_context_tokens,
-        )
+        return cls(generator, settings.max_new_tokens, settings.write_batch_size, generation)
 
     def ask(self, user_prompts: list[str], max_new_tokens: int, start: str = "") -> list[tuple[str, bool]]:
         """(reply, cut off at max_new_tokens) for each prompt; the reply begins with `start`, written for
@@ -212,13 +202,21 @@ class Writer:
             self.generator,
             prompts,
             max_new_tokens=max_new_tokens,
-            repetition_penalty=self.repetition_penalty,
+            repetition_penalty=self.generation.repetition_penalty,
             batch_size=self.batch_size,
             progress=True,
         )
         self.seconds += time.perf_counter() - started
         self.tokens += sum(o.n_tokens for o in outputs)
         return [(o.text, o.n_tokens >= max_new_tokens) for o in outputs]
+
+    def answer(self, retriever: Retriever, questions: list[str]) -> tuple[list[list[Hit]], list[tuple[str, bool]]]:
+        """The paper recipe's RAG answers, as evaluation generates them: (hits, (answer, cut off)) per question."""
+        rag = answer_questions(self.generator, retriever, questions, self.generation, self.batch_size, progress=True)
+        self.seconds += rag.seconds
+        self.tokens += sum(g.n_tokens for g in rag.generations)
+        limit = self.generation.max_new_tokens
+        return rag.hits, [(g.text, g.n_tokens >= limit) for g in rag.generations]
 
 
 def simrag_candidates(
@@ -310,13 +308,7 @@ def paper_candidates(
             candidates.append(Candidate(chunk, truncated=cut))
         candidates.extend(Candidate(chunk, question=q) for q in questions)
     asking = [c for c in candidates if c.question]
-    hits = retriever.search_many([c.question for c in asking])
-    tokenizer = writer.generator.tokenizer
-    prompts = [
-        render(tokenizer, rag_messages(c.question, fit_context(h, tokenizer, writer.max_context_tokens)))
-        for c, h in zip(asking, hits, strict=True)
-    ]
-    answers = writer.run(prompts, writer.answer_tokens)
+    hits, answers = writer.answer(retriever, [c.question for c in asking])
     for candidate, found, (reply, cut) in zip(asking, hits, answers, strict=True):
         candidate.answer, candidate.truncated, candidate.retrieved = reply, cut, found
     return candidates
@@ -414,7 +406,7 @@ def write_round(
 # --- records and figures --------------------------------------------------------------------------
 
 
-def to_record(c: Candidate, round_name: str) -> dict[str, Any]:
+def to_record(c: Candidate, round_name: str) -> QARecord:
     return {
         "round": round_name,
         "question": c.question,
@@ -491,34 +483,3 @@ def samples_markdown(
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split()).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --- training data --------------------------------------------------------------------------------
-
-
-def read_round(qa_dir: Path, round_name: str) -> list[dict[str, Any]]:
-    """Every candidate `generate_qa@<round>` wrote (data/qa/<round>.jsonl), with its verdict."""
-    path = Path(qa_dir) / f"{round_name}.jsonl"
-    if not path.is_file():
-        raise DataError(f"no QA pairs for round {round_name} at {path}: run generate_qa@{round_name} first")
-    try:
-        return list(read_jsonl(path))
-    except ValueError as exc:
-        raise DataError(f"QA file is corrupt: {exc}; run generate_qa@{round_name} again") from None
-
-
-def qa_conversations(records: list[dict[str, Any]], tokenizer: Any, max_context_tokens: int) -> list[Conversation]:
-    """Kept pairs as RAG training examples: the evaluation prompt (system prompt, the passages retrieved
-    for the question, cut to `max_context_tokens`, the question) and the answer as the assistant turn."""
-    conversations = []
-    for record in records:
-        messages = rag_messages(record["question"], fit_passages(record["context"], tokenizer, max_context_tokens))
-        conversations.append(
-            Conversation(
-                user=messages[1]["content"],
-                assistant=record["answer"],
-                source=f"qa:{record.get('round', '')}",
-                system=messages[0]["content"],
-            )
-        )
-    return conversations

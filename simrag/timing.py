@@ -14,22 +14,16 @@ from typing import Any
 import numpy as np
 
 from simrag.config import GenerationParams
-from simrag.generation import generate
 from simrag.metrics import bootstrap_ci
 from simrag.models import Generator
-from simrag.prompting import fit_context, rag_messages, render
+from simrag.rag import answer_questions
 from simrag.retrieval import Retriever
 
 
 def answer_once(generator: Generator, retriever: Retriever, question: str, generation: GenerationParams) -> tuple:
     """(seconds, new tokens) of one question: retrieve, fit the context, render, generate at batch 1."""
     started = time.perf_counter()
-    hits = retriever.search(question)
-    prompt = render(
-        generator.tokenizer,
-        rag_messages(question, fit_context(hits, generator.tokenizer, generation.max_context_tokens)),
-    )
-    answer = generate(generator, [prompt], generation.max_new_tokens, generation.repetition_penalty, batch_size=1)[0]
+    answer = answer_questions(generator, retriever, [question], generation, batch_size=1).generations[0]
     return time.perf_counter() - started, answer.n_tokens
 
 

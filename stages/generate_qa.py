@@ -11,10 +11,10 @@ import click
 
 from simrag.config import load_params
 from simrag.evalset import stage2_chunks
-from simrag.indexing import read_chunks
 from simrag.jsonio import atomic_open, write_json, write_jsonl
 from simrag.machine import peak_rss_mb
 from simrag.models import load_generator
+from simrag.records import read_chunks
 from simrag.retrieval import Retriever
 from simrag.stage import stage
 from simrag.synthetic_qa import (

@@ -21,7 +21,7 @@ from simrag.stage import stage
 def main(params_path: Path, out: Path, metrics_path: Path) -> str:
     params = load_params(params_path)
     result = prepare_corpus(params.prepare, params.embedder)
-    write_jsonl(out, (chunk.to_dict() for chunk in result.chunks))
+    write_jsonl(out, result.chunks)
     write_json(metrics_path, {**result.metrics, "peak_memory_mb": peak_rss_mb()})
     m = result.metrics
     skipped = {reason: n for reason, n in m["skipped"].items() if n}

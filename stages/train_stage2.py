@@ -11,9 +11,9 @@ import click
 from simrag.config import load_params
 from simrag.jsonio import write_json
 from simrag.models import load_tokenizer
+from simrag.records import read_round
 from simrag.round_data import round_data
 from simrag.stage import is_main_process, stage
-from simrag.synthetic_qa import read_round
 from simrag.training import TrainSetup, epochs_for_updates, train_adapter
 
 

@@ -160,7 +160,7 @@ def topic_index(
         (corpus / f"{name}.md").write_text(f"# {name}\n\n{text}\n", encoding="utf-8")
     result = prepare_corpus(PrepareParams(corpus_dir=str(corpus), workers=1), embedder_params)
     chunks = root / "chunks.jsonl"
-    write_jsonl(chunks, (c.to_dict() for c in result.chunks))
+    write_jsonl(chunks, result.chunks)
     build_index(chunks, root / "index", embedder_params, index_params)
     return root / "index"
 

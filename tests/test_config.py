@@ -71,8 +71,20 @@ def _stage_script(stage: dict) -> Path:
     return ROOT / match.group(1)
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under `if TYPE_CHECKING:` (imports for the type checker never run)."""
+    skipped = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for child in node.body
+        for inner in ast.walk(child)
+    }
+    return [node for node in ast.walk(tree) if id(node) not in skipped]
+
+
 def _simrag_imports(path: Path, seen: set[str]) -> set[str]:
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
         if isinstance(node, ast.ImportFrom) and node.module == "simrag":  # from simrag import attention
             names = [f"simrag.{alias.name}" for alias in node.names]

@@ -4,7 +4,8 @@ import pytest
 
 from simrag.config import IndexParams
 from simrag.errors import DataError
-from simrag.indexing import build_index, read_chunks
+from simrag.indexing import build_index
+from simrag.records import read_chunks
 from simrag.vectorstore import open_collection
 
 

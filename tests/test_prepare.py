@@ -18,7 +18,7 @@ def test_prepare_chunks_the_corpus_and_counts_what_it_drops(topic_corpus, embedd
     m = result.metrics
     assert m["files"] == 23 and m["documents"] == 20 and m["chunks"] == 20
     assert m["skipped"]["duplicate"] == 1 and m["skipped"]["too_short"] == 1 and m["skipped"]["binary"] == 1
-    ids = [c.id for c in result.chunks]
+    ids = [c["id"] for c in result.chunks]
     assert len(set(ids)) == len(ids)
     assert "topics/docker/docker-layers.md#0" in ids
     assert 0 < m["tokens_per_chunk"]["p50"] <= m["tokens_per_chunk"]["p95"] <= m["tokens_per_chunk"]["max"] <= 250
@@ -31,7 +31,7 @@ def test_duplicate_chunks_across_documents_are_dropped(tmp_path, embedder_params
     result = prepare_corpus(
         PrepareParams(corpus_dir=str(tmp_path), chunk_tokens=40, chunk_overlap=0, workers=1), embedder_params
     )
-    texts = [c.text for c in result.chunks]
+    texts = [c["text"] for c in result.chunks]
     assert len(texts) == len(set(texts))
     assert result.metrics["duplicate_chunks_dropped"] >= 2
 

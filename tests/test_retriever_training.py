@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from simrag.config import RetrieverParams, parse_params
 from simrag.embedding import load_embedder
 from simrag.errors import ConfigError
-from simrag.indexing import read_chunks
 from simrag.jsonio import read_json, write_jsonl
+from simrag.records import read_chunks
 from simrag.retrieval import Retriever
 from simrag.retriever_training import (
     RetrieverPair,

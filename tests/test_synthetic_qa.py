@@ -23,13 +23,13 @@ from simrag.qa_filter import (
     similarity,
 )
 from simrag.retrieval import Retriever
+from simrag.round_data import qa_conversations
 from simrag.synthetic_qa import (
     Candidate,
     judge,
     mark_unfindable,
     parse_lines,
     parse_question,
-    qa_conversations,
     sample_chunks,
 )
 from tests.conftest import ROOT, TOPICS
@@ -391,3 +391,20 @@ def test_generate_qa_stage_writes_verdicts_metrics_and_samples(
 
     unknown = CliRunner().invoke(main, ["--round", "r9", *args[2:]])
     assert unknown.exit_code == 1 and "no round 'r9'" in unknown.output
+
+
+def test_a_round_s_records_read_back_as_their_type_and_bad_files_are_named(tmp_path: Path) -> None:
+    from simrag.errors import DataError
+    from simrag.records import read_round
+
+    write_jsonl(tmp_path / "r1.jsonl", _kept_pairs("r1", 2))
+    records = read_round(tmp_path, "r1")
+    assert [r["verdict"] for r in records] == ["kept", "low_context_score"] * 2
+    with pytest.raises(DataError, match=r"QA file not found: .*r2\.jsonl \(run generate_qa@r2 first\)"):
+        read_round(tmp_path, "r2")
+    (tmp_path / "r3.jsonl").write_text('{"question": "Why?", "answer": "Because.", "verdict": "kept"}\n')
+    with pytest.raises(DataError, match=r"r3\.jsonl: record 1 lacks chunk_id; run generate_qa@r3 first"):
+        read_round(tmp_path, "r3")
+    (tmp_path / "r4.jsonl").write_text('{"question": "Why?",\n')
+    with pytest.raises(DataError, match=r"QA file is corrupt"):
+        read_round(tmp_path, "r4")
