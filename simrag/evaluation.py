@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from simrag import metrics as m
-from simrag.config import GenerationParams
+from simrag.config import GenerationParams, Params
 from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.generation import label_logprobs
@@ -226,3 +226,35 @@ def evaluate_set(
 
     summary = set_summary(questions, records, hits, answers, rag.seconds, bootstrap)
     return records, summary
+
+
+def evaluate_model(
+    params: Params, model_name: str, weights: Path, base: Path, index_dir: Path
+) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
+    """{set: (per-question records, the set's metrics)} of one model on every `evaluate.sets` set: its
+    weights (the base, or an adapter merged into it) answering from `index_dir`."""
+    from simrag.embedding import load_embedder
+    from simrag.models import adapter_of, load_generator
+
+    sets = {
+        name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
+    }
+    retriever = Retriever.from_params(index_dir, params)
+    # One reference embedder (embedder.model) scores context_relevance_ref and answer_similarity for every
+    # model, so models on a tuned index compare on the same scale.
+    reference = retriever.model
+    if retriever.embedder != params.embedder.model:
+        reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)
+    generator = load_generator(base, adapter_of(weights, base), params.model, name=model_name)
+    results = {}
+    for set_name, (questions, skipped) in sets.items():
+        records, summary = evaluate_set(
+            generator,
+            retriever,
+            questions,
+            params.generation,
+            (params.evaluate.bootstrap_samples, params.evaluate.seed),
+            reference_embedder=reference,
+        )
+        results[set_name] = (records, {**summary, "skipped_lines": skipped})
+    return results

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from simrag.errors import DataError
 from simrag.jsonio import read_json, read_jsonl
 from simrag.metrics import adjust_p_values, bootstrap_ci, paired_comparison
 
@@ -520,3 +521,42 @@ def headline_summary(results: dict[str, dict[str, Any]], comparisons: list[dict[
                     entry[f"{metric}_vs_baseline_p_adj"] = round(row["p_adjusted"], 4)
             summary.setdefault(set_name, {})[model] = entry
     return summary
+
+
+@dataclass
+class Analysis:
+    """What the report stage computes from the evaluations and the other stages' metrics."""
+
+    results: dict[str, dict[str, Any]]  # model -> set -> its records and metrics (pooled sets included)
+    comparisons: list[dict[str, Any]]  # paired differences, with CIs and corrected p-values
+    figures: dict[str, Any]  # the other stages' metrics: QA rounds, retriever, time and memory
+    timing: dict[str, Any] | None  # metrics/timing.json, where the stage ran
+    headline_set: str  # the set the forest plot shows: the first pooled one, else the last tested
+
+
+def analyse(params: Params, records_dir: Path, metrics_root: Path) -> Analysis:
+    """Every evaluated model against the baseline and its parent, on each tested set (a pooled set is tested,
+    not its members)."""
+    ev = params.evaluate
+    results = load_results(list(ev.models), list(ev.sets), records_dir, metrics_root / "eval")
+    if "baseline" not in results:
+        raise DataError(f"no baseline results under {metrics_root / 'eval'}: run `dvc repro evaluate@baseline` first")
+    pool_sets(results, ev.pooled, ev.bootstrap_samples, ev.seed)
+    members = {m for group in ev.pooled.values() for m in group}
+    tested = [s for s in (*ev.sets, *ev.pooled) if s not in members]
+    parents = {f"stage2_{name}": str(spec["from"]) for name, spec in params.rounds.items()}
+    models = {name: entry.model_dump() for name, entry in ev.models.items()}
+    comparisons = compare(
+        results, comparison_pairs(models, parents), tested, ev.bootstrap_samples, ev.seed, ev.correction
+    )
+    timing_path = metrics_root / "timing.json"
+    timing = read_json(timing_path) if timing_path.is_file() else None
+    headline_set = next(iter(ev.pooled), tested[-1])
+    return Analysis(results, comparisons, stage_figures(metrics_root, params), timing, headline_set)
+
+
+def shown_params(params_path: Path, params: Params) -> dict[str, Any]:
+    """The params file as the report shows it: as written, with the evaluate block as validated."""
+    raw = yaml.safe_load(params_path.read_text())
+    raw["evaluate"] = params.evaluate.model_dump()
+    return raw

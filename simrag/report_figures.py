@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simrag.report import METRICS
+from simrag.jsonio import atomic_open, write_json
+from simrag.report import HEADLINE, METRICS, Analysis, summary_rows
+
+if TYPE_CHECKING:
+    from simrag.config import Params
 
 
 def _pyplot() -> Any:
@@ -149,3 +154,27 @@ def plot_forest(comparisons: list[dict[str, Any]], set_name: str, metrics: tuple
         axes[0][0].set_axis_off()
     fig.suptitle(f"Difference from the baseline on {set_name}, 95% CI (filled: adjusted p < 0.05)", fontsize=9)
     _save(fig, path)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_plots(analysis: Analysis, params: Params, plots_dir: Path) -> None:
+    """The CSVs behind `dvc plots show` and the PNG charts, under `plots_dir`."""
+    rows = summary_rows(analysis.results)
+    verdicts = verdict_rows(analysis.figures["generate_qa"])
+    indexes = {name: entry.index for name, entry in params.evaluate.models.items()}
+    scores = score_rows(analysis.results, indexes)
+    write_csv(plots_dir / "summary.csv", rows, ["model", "set", "metric", "mean", "ci_low", "ci_high"])
+    write_csv(plots_dir / "qa_verdicts.csv", verdicts, ["round", "verdict", "count"])
+    write_csv(plots_dir / "retrieval_scores.csv", scores, ["index", "set", "rank", "score"])
+    write_json(plots_dir / "comparisons.json", analysis.comparisons)
+    plot_forest(analysis.comparisons, analysis.headline_set, HEADLINE, plots_dir / "forest.png")
+    plot_metrics(rows, plots_dir / "metrics.png")
+    if verdicts:
+        plot_verdicts(verdicts, plots_dir / "qa_verdicts.png")
+    plot_scores(scores, params.retrieval.threshold, plots_dir / "retrieval_scores.png")

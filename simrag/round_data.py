@@ -1,17 +1,19 @@
-"""The training set of a Stage 2 round: its kept QA pairs as RAG prompts, a validation slice of them, and
-Stage 1 instructions replayed from Stage 1's training split (never its validation split)."""
+"""A Stage 2 round's training: its kept QA pairs as RAG prompts, a validation slice of them, and Stage 1
+instructions replayed from Stage 1's training split (never its validation split); then the run that
+continues the round's starting adapter on them."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from simrag.config import Stage1Params, Stage2Params
+from simrag.config import Params, Stage1Params, Stage2Params
 from simrag.errors import DataError
 from simrag.instructions import Conversation, split_validation, stage1_replay
 from simrag.prompting import fit_passages, rag_messages
-from simrag.records import QARecord
+from simrag.records import QARecord, read_round
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,37 @@ def qa_conversations(records: list[QARecord], tokenizer: Any, max_context_tokens
             )
         )
     return conversations
+
+
+def train_round(
+    round_name: str, params: Params, base: Path, models_dir: Path, qa_dir: Path, checkpoints: Path, plots_dir: Path
+) -> dict[str, Any]:
+    """Train round `round_name` (data/models/stage2_<round>, continuing its `from` adapter) and return the
+    figures of metrics/train_stage2/<round>.json."""
+    from simrag.models import load_tokenizer
+    from simrag.training import TrainSetup, epochs_for_updates, train_adapter
+
+    start_from, settings = params.round_settings(round_name)
+    data = round_data(
+        read_round(qa_dir, round_name), round_name, settings, params.stage1, params.train.seed, load_tokenizer(base)
+    )
+    train = settings.train_params(params.train)
+    setup = TrainSetup(
+        lora=params.lora,
+        train=train,
+        epochs=epochs_for_updates(len(data.train), train, settings.epochs, settings.min_updates),
+        model=params.model,
+        title=f"Stage 2, round {round_name}: synthetic QA from {start_from}",
+    )
+    figures = train_adapter(
+        base,
+        data.train,
+        data.validation,
+        setup,
+        models_dir / f"stage2_{round_name}",
+        checkpoints / f"stage2_{round_name}",
+        plots_dir / round_name,
+        init_adapter=models_dir / start_from,
+    )
+    figures["examples"].update(qa_pairs=data.qa_pairs, replay=data.replay, qa_validation=len(data.validation))
+    return {"round": round_name, "from": start_from, **figures}

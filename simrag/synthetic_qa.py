@@ -30,12 +30,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simrag.answer_spans import answer_spans
-from simrag.config import GenerationParams, Stage2Params
+from simrag.config import GenerationParams, Params, Stage2Params
 from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.generation import generate
@@ -167,6 +168,15 @@ class Candidate:
     verdict: str = ""
     checks: dict[str, float] = field(default_factory=dict)
     retrieved: list[Hit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WriterModel:
+    """The model that writes a round's pairs: the base folder, its adapter (None: the base itself), a name."""
+
+    base: Path
+    adapter: Path | None
+    name: str
 
 
 @dataclass
@@ -483,3 +493,25 @@ def samples_markdown(
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split()).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def write_pairs(
+    picked: list[dict[str, Any]], settings: Stage2Params, params: Params, index_dir: Path, writer_model: WriterModel
+) -> tuple[list[Candidate], dict[str, Any]]:
+    """What a round (or an evaluation set) writes: the model writes about the `picked` chunks, with
+    `settings`' recipe, and retrieval on `index_dir` judges each pair. (every candidate with its verdict,
+    the figures of its metrics file: recipe and target first, peak memory last)."""
+    from simrag.machine import peak_rss_mb
+    from simrag.models import load_generator
+
+    retriever = Retriever.from_params(index_dir, params)
+    generator = load_generator(writer_model.base, writer_model.adapter, params.model, writer_model.name)
+    writer = Writer.of(generator, settings, params.generation)
+    candidates, verdicts, used = write_round(writer, retriever, picked, settings)
+    written = figures(candidates, verdicts, writer, used)
+    return candidates, {
+        "recipe": settings.recipe,
+        "target_pairs": settings.target_pairs,
+        **written,
+        "peak_memory_mb": peak_rss_mb(),
+    }

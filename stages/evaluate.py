@@ -8,12 +8,9 @@ from pathlib import Path
 import click
 
 from simrag.config import load_params
-from simrag.embedding import load_embedder
-from simrag.evaluation import evaluate_set, load_questions
+from simrag.evaluation import evaluate_model
 from simrag.jsonio import atomic_dir, write_json, write_jsonl
 from simrag.machine import peak_rss_mb
-from simrag.models import adapter_of, load_generator
-from simrag.retrieval import Retriever
 from simrag.stage import stage
 
 
@@ -29,28 +26,7 @@ from simrag.stage import stage
 def main(
     model_name: str, weights: Path, params_path: Path, base: Path, index_dir: Path, out: Path, metrics_dir: Path
 ) -> str:
-    params = load_params(params_path)
-    sets = {
-        name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
-    }
-    retriever = Retriever.from_params(index_dir, params)
-    # One reference embedder (embedder.model) scores context_relevance_ref and answer_similarity for every
-    # model, so models on a tuned index compare on the same scale.
-    reference = retriever.model
-    if retriever.embedder != params.embedder.model:
-        reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)
-    generator = load_generator(base, adapter_of(weights, base), params.model, name=model_name)
-    results = {}
-    for set_name, (questions, skipped) in sets.items():
-        records, summary = evaluate_set(
-            generator,
-            retriever,
-            questions,
-            params.generation,
-            (params.evaluate.bootstrap_samples, params.evaluate.seed),
-            reference_embedder=reference,
-        )
-        results[set_name] = (records, {**summary, "skipped_lines": skipped})
+    results = evaluate_model(load_params(params_path), model_name, weights, base, index_dir)
     peak = peak_rss_mb()  # of the whole stage, every set evaluated
     # Written only once every set is done: a failure leaves no partial results behind.
     with atomic_dir(out / model_name) as records_dir, atomic_dir(metrics_dir / model_name) as summary_dir:

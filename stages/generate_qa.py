@@ -12,19 +12,9 @@ import click
 from simrag.config import load_params
 from simrag.evalset import stage2_chunks
 from simrag.jsonio import atomic_open, write_json, write_jsonl
-from simrag.machine import peak_rss_mb
-from simrag.models import load_generator
 from simrag.records import read_chunks
-from simrag.retrieval import Retriever
 from simrag.stage import stage
-from simrag.synthetic_qa import (
-    Writer,
-    figures,
-    sample_chunks,
-    samples_markdown,
-    to_record,
-    write_round,
-)
+from simrag.synthetic_qa import WriterModel, sample_chunks, samples_markdown, to_record, write_pairs
 
 
 @click.command()
@@ -53,24 +43,15 @@ def main(
     start_from, settings = params.round_settings(round_name)
     pool = stage2_chunks(read_chunks(chunks), params.evalset_shares())  # evaluation sets' chunks held out
     picked = sample_chunks(pool, settings, seed=f"{settings.seed}:{round_name}")
-    retriever = Retriever.from_params(index_dir, params)
-    generator = load_generator(base, models_dir / start_from, params.model, start_from)
-    writer = Writer.of(generator, settings, params.generation)
-    candidates, verdicts, used = write_round(writer, retriever, picked, settings)
-    summary = {
-        "round": round_name,
-        "from": start_from,
-        "recipe": settings.recipe,
-        "target_pairs": settings.target_pairs,
-        **figures(candidates, verdicts, writer, used),
-        "peak_memory_mb": peak_rss_mb(),
-    }
+    writer = WriterModel(base, models_dir / start_from, start_from)
+    candidates, written = write_pairs(picked, settings, params, index_dir, writer)
+    summary = {"round": round_name, "from": start_from, **written}
     write_jsonl(out / f"{round_name}.jsonl", (to_record(c, round_name) for c in candidates))
     with atomic_open(samples_dir / f"qa_samples_{round_name}.md") as f:
         f.write(samples_markdown(candidates, round_name))
     write_json(metrics_dir / f"{round_name}.json", summary)
     return (
-        f"{summary['kept']} of {summary['candidates']} pairs kept from {len(used)} chunks, "
+        f"{summary['kept']} of {summary['candidates']} pairs kept from {summary['chunks']} chunks, "
         f"{summary['tokens_per_second']} tokens/s"
     )
 

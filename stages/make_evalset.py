@@ -13,12 +13,9 @@ import click
 from simrag.config import load_params
 from simrag.evalset import evalset_records, held_out_chunks
 from simrag.jsonio import atomic_open, write_json, write_jsonl
-from simrag.machine import peak_rss_mb
-from simrag.models import load_generator
 from simrag.records import read_chunks
-from simrag.retrieval import Retriever
 from simrag.stage import stage
-from simrag.synthetic_qa import Writer, figures, sample_chunks, samples_markdown, write_round
+from simrag.synthetic_qa import WriterModel, sample_chunks, samples_markdown, write_pairs
 
 
 @click.command()
@@ -45,24 +42,14 @@ def main(
     share, settings = params.evalset_settings(name)
     held_out = held_out_chunks(read_chunks(chunks), name, share)
     picked = sample_chunks(held_out, settings, seed=f"{settings.seed}:evalset:{name}")
-    retriever = Retriever.from_params(index_dir, params)
-    writer = Writer.of(load_generator(base, None, params.model, "base"), settings, params.generation)
-    candidates, verdicts, used = write_round(writer, retriever, picked, settings)
+    candidates, written = write_pairs(picked, settings, params, index_dir, WriterModel(base, None, "base"))
     records = evalset_records((c for c in candidates if c.verdict == "kept"), name)
-    summary = {
-        "set": name,
-        "share": share,
-        "held_out_chunks": len(held_out),
-        "recipe": settings.recipe,
-        **figures(candidates, verdicts, writer, used),
-        "questions": len(records),
-        "peak_memory_mb": peak_rss_mb(),
-    }
+    summary = {"set": name, "share": share, "held_out_chunks": len(held_out), **written, "questions": len(records)}
     write_jsonl(out / f"{name}.jsonl", records)
     with atomic_open(samples_dir / f"evalset_samples_{name}.md") as f:
         f.write(samples_markdown(candidates, name, of=f"evaluation set {name}"))
     write_json(metrics_dir / f"{name}.json", summary)
-    return f"{len(records)} questions from {len(used)} of {len(held_out)} held-out chunks"
+    return f"{len(records)} questions from {summary['chunks']} of {len(held_out)} held-out chunks"
 
 
 if __name__ == "__main__":

@@ -10,11 +10,8 @@ import click
 
 from simrag.config import load_params
 from simrag.jsonio import write_json
-from simrag.models import load_tokenizer
-from simrag.records import read_round
-from simrag.round_data import round_data
+from simrag.round_data import train_round
 from simrag.stage import is_main_process, stage
-from simrag.training import TrainSetup, epochs_for_updates, train_adapter
 
 
 @click.command()
@@ -37,34 +34,12 @@ def main(
     plots_dir: Path,
     metrics_dir: Path,
 ) -> str:
-    params = load_params(params_path)
-    start_from, settings = params.round_settings(round_name)
-    data = round_data(
-        read_round(qa_dir, round_name), round_name, settings, params.stage1, params.train.seed, load_tokenizer(base)
-    )
-    train = settings.train_params(params.train)
-    setup = TrainSetup(
-        lora=params.lora,
-        train=train,
-        epochs=epochs_for_updates(len(data.train), train, settings.epochs, settings.min_updates),
-        model=params.model,
-        title=f"Stage 2, round {round_name}: synthetic QA from {start_from}",
-    )
-    figures = train_adapter(
-        base,
-        data.train,
-        data.validation,
-        setup,
-        models_dir / f"stage2_{round_name}",
-        checkpoints / f"stage2_{round_name}",
-        plots_dir / round_name,
-        init_adapter=models_dir / start_from,
-    )
-    figures["examples"].update(qa_pairs=data.qa_pairs, replay=data.replay, qa_validation=len(data.validation))
+    figures = train_round(round_name, load_params(params_path), base, models_dir, qa_dir, checkpoints, plots_dir)
     if is_main_process():
-        write_json(metrics_dir / f"{round_name}.json", {"round": round_name, "from": start_from, **figures})
+        write_json(metrics_dir / f"{round_name}.json", figures)
+    examples = figures["examples"]
     return (
-        f"{data.qa_pairs} QA pairs + {data.replay} replayed, loss {figures['train_loss_first']} -> "
+        f"{examples['qa_pairs']} QA pairs + {examples['replay']} replayed, loss {figures['train_loss_first']} -> "
         f"{figures['train_loss_final']}, validation {figures['val_loss_initial']} -> {figures['val_loss_final']}"
     )
 
