@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from simrag.config import EmbedderParams, IndexParams
 from simrag.embedding import embed, load_embedder
@@ -14,6 +14,17 @@ from simrag.records import ChunkRecord, read_chunks
 from simrag.vectorstore import folder_size_mb, write_collection
 
 log = logging.getLogger(__name__)
+
+
+class IndexMetrics(TypedDict):
+    """What `build_index` measures (metrics/index.json, metrics/reindex/<round>.json, with peak memory)."""
+
+    vectors: int
+    dimension: int
+    embed_seconds: float
+    chunks_per_second: float
+    index_mb: float
+    seconds: float
 
 
 def metadata(chunk: ChunkRecord) -> dict[str, Any]:
@@ -27,7 +38,7 @@ def metadata(chunk: ChunkRecord) -> dict[str, Any]:
     }
 
 
-def build_index(chunks_path: Path, index_dir: Path, embedder: EmbedderParams, params: IndexParams) -> dict[str, Any]:
+def build_index(chunks_path: Path, index_dir: Path, embedder: EmbedderParams, params: IndexParams) -> IndexMetrics:
     """Embed every chunk and write the collection; `index_dir` is replaced only when all succeeded."""
     started = time.perf_counter()
     chunks = read_chunks(chunks_path)

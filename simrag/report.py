@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import yaml
 
@@ -23,6 +23,10 @@ from simrag.metrics import adjust_p_values, bootstrap_ci, paired_comparison
 
 if TYPE_CHECKING:
     from simrag.config import Params
+    from simrag.indexing import IndexMetrics
+    from simrag.round_data import RoundTrainMetrics
+    from simrag.synthetic_qa import QARoundMetrics
+    from simrag.training import TrainMetrics
 
 RETRIEVAL_METRICS = ("context_relevance", "context_relevance_ref", "recall_at_k", "mrr")
 
@@ -40,8 +44,21 @@ METRICS = {
     "mrr": "Gold MRR",
     "label_accuracy": "Label accuracy",
 }
+
+
 # what judges whether an answer is right (reference-based); the paper's rule-based score rewards copying
 # context words, not being right, and is kept as the paper's metric only
+class StageFigures(TypedDict, total=False):
+    """What the stages before `evaluate` measured, as the report reads it (see `stage_figures`)."""
+
+    index: IndexMetrics
+    train_stage1: TrainMetrics
+    generate_qa: dict[str, QARoundMetrics]
+    train_stage2: dict[str, RoundTrainMetrics]
+    train_retriever: dict[str, dict[str, Any]]  # retriever_training.adapt_retriever's figures
+    reindex: dict[str, IndexMetrics]
+
+
 HEADLINE = ("token_f1", "answer_similarity", "evidence_recall", "answer_quality")
 # The reproduction paper's Table 1 and 2 (Qwen2.5-1.5B, 9 web pages, 30 questions, a T4 GPU)
 PAPER_CONTEXT_RELEVANCE = (0.316, 0.291, 0.340)  # every model: the paper tuned only the generator
@@ -183,7 +200,7 @@ def markdown(
     results: dict[str, dict[str, Any]],
     comparisons: list[dict[str, Any]],
     params: dict[str, Any],
-    stages: dict[str, Any] | None = None,
+    stages: StageFigures | None = None,
     timing: dict[str, Any] | None = None,
 ) -> str:
     """The whole report. `stages`: what the other stages measured (see `stage_figures`); `timing`: what the
@@ -367,7 +384,7 @@ def _arrow(before: Any, after: Any, fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(before)} → {fmt.format(after)}"
 
 
-def retriever_section(stages: dict[str, Any]) -> list[str]:
+def retriever_section(stages: StageFigures) -> list[str]:
     """Per round: how the embedder was tuned (when retriever adaptation is on)."""
     trained = stages.get("train_retriever", {})
     if not trained:
@@ -390,12 +407,12 @@ def retriever_section(stages: dict[str, Any]) -> list[str]:
             f"| {name} | {t['from']} | {t['pairs']['train']} / {t['pairs']['validation']} | "
             f"{t['mining']['hard_negatives']} | {_arrow(t['train_loss_first'], t['train_loss_final'])} | "
             f"{_arrow(before['mrr'], after['mrr'])} | {_arrow(before['recall_at_1'], after['recall_at_1'])} | "
-            f"{t['train_seconds']:.0f} | {reindexed.get(name, {}).get('seconds', float('nan')):.0f} |"
+            f"{t['train_seconds']:.0f} | {reindexed[name]['seconds'] if name in reindexed else float('nan'):.0f} |"
         )
     return [*lines, ""]
 
 
-def qa_section(rounds: dict[str, Any]) -> list[str]:
+def qa_section(rounds: dict[str, QARoundMetrics]) -> list[str]:
     """Synthetic QA per round: candidates, kept, and why the rest were rejected."""
     if not rounds:
         return []
@@ -410,9 +427,9 @@ def qa_section(rounds: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def resources_section(stages: dict[str, Any]) -> list[str]:
+def resources_section(stages: StageFigures) -> list[str]:
     """Time, memory and size of what each stage produced, as the stages measured them."""
-    rows = []
+    rows: list[tuple[str, float, float | None, float | None, str]] = []
     if "index" in stages:
         i = stages["index"]
         rows.append(("index", i["seconds"], None, i["index_mb"], f"{i['chunks_per_second']} chunks/s"))
@@ -433,9 +450,9 @@ def resources_section(stages: dict[str, Any]) -> list[str]:
                 f"{t['tokens_per_second']} tokens/s",
             )
         )
-    for name, t in stages.get("train_retriever", {}).items():
-        rate = f"{t['pairs_per_second']} pairs/s"
-        rows.append((f"train_retriever@{name}", t["seconds"], t["peak_memory_mb"], t["embedder_mb"], rate))
+    for name, r in stages.get("train_retriever", {}).items():
+        rate = f"{r['pairs_per_second']} pairs/s"
+        rows.append((f"train_retriever@{name}", r["seconds"], r["peak_memory_mb"], r["embedder_mb"], rate))
     for name, i in stages.get("reindex", {}).items():
         rows.append((f"reindex@{name}", i["seconds"], None, i["index_mb"], f"{i['chunks_per_second']} chunks/s"))
     if not rows:
@@ -456,26 +473,26 @@ def resources_section(stages: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def stage_figures(metrics_dir: Path, params: Params) -> dict[str, Any]:
+def stage_figures(metrics_dir: Path, params: Params) -> StageFigures:
     """What the stages before `evaluate` wrote under `metrics_dir`, for the rounds in `params`."""
 
-    def read(path: Path) -> dict[str, Any] | None:
+    def read(path: Path) -> Any:  # a metrics file as its stage wrote it (StageFigures names the types)
         return read_json(path) if path.is_file() else None
 
-    figures: dict[str, Any] = {}
-    for stage in ("index", "train_stage1"):
-        found = read(metrics_dir / f"{stage}.json")
-        if found:
-            figures[stage] = found
-    per_round = {
-        "generate_qa": list(params.rounds),
-        "train_stage2": list(params.rounds),
-        "train_retriever": list(params.retriever.rounds),
-        "reindex": list(params.retriever.rounds),
-    }
-    for stage, rounds in per_round.items():
-        found_rounds = {r: read(metrics_dir / stage / f"{r}.json") for r in rounds}
-        figures[stage] = {r: f for r, f in found_rounds.items() if f}
+    def per_round(stage: str, rounds: list[str]) -> Any:
+        found = {r: read(metrics_dir / stage / f"{r}.json") for r in rounds}
+        return {r: f for r, f in found.items() if f}
+
+    figures = StageFigures(
+        generate_qa=per_round("generate_qa", list(params.rounds)),
+        train_stage2=per_round("train_stage2", list(params.rounds)),
+        train_retriever=per_round("train_retriever", list(params.retriever.rounds)),
+        reindex=per_round("reindex", list(params.retriever.rounds)),
+    )
+    if index := read(metrics_dir / "index.json"):
+        figures["index"] = index
+    if stage1 := read(metrics_dir / "train_stage1.json"):
+        figures["train_stage1"] = stage1
     return figures
 
 
@@ -529,7 +546,7 @@ class Analysis:
 
     results: dict[str, dict[str, Any]]  # model -> set -> its records and metrics (pooled sets included)
     comparisons: list[dict[str, Any]]  # paired differences, with CIs and corrected p-values
-    figures: dict[str, Any]  # the other stages' metrics: QA rounds, retriever, time and memory
+    figures: StageFigures  # the other stages' metrics: QA rounds, retriever, time and memory
     timing: dict[str, Any] | None  # metrics/timing.json, where the stage ran
     headline_set: str  # the set the forest plot shows: the first pooled one, else the last tested
 

@@ -13,6 +13,7 @@ from simrag.report import HEADLINE, METRICS, Analysis, summary_rows
 
 if TYPE_CHECKING:
     from simrag.config import Params
+    from simrag.synthetic_qa import QARoundMetrics
 
 
 def _pyplot() -> Any:
@@ -61,7 +62,7 @@ def plot_metrics(rows: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def verdict_rows(rounds: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def verdict_rows(rounds: dict[str, QARoundMetrics]) -> list[dict[str, Any]]:
     """One row per round and verdict (kept, or the reason a candidate was rejected) with its count."""
     rows = []
     for name, figures in rounds.items():

@@ -7,13 +7,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from simrag.config import Params, Stage1Params, Stage2Params
 from simrag.errors import DataError
 from simrag.instructions import Conversation, split_validation, stage1_replay
 from simrag.prompting import fit_passages, rag_messages
 from simrag.records import QARecord, read_round
+from simrag.training import TrainMetrics, TrainSetup, epochs_for_updates, train_adapter
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,21 @@ def qa_conversations(records: list[QARecord], tokenizer: Any, max_context_tokens
     return conversations
 
 
+_From = TypedDict("_From", {"from": str})  # "from" is a keyword: the functional form
+
+
+class RoundTrainMetrics(TrainMetrics, _From):
+    """metrics/train_stage2/<round>.json: the round, the model it continued `from`, the run's figures."""
+
+    round: str
+
+
 def train_round(
     round_name: str, params: Params, base: Path, models_dir: Path, qa_dir: Path, checkpoints: Path, plots_dir: Path
-) -> dict[str, Any]:
+) -> RoundTrainMetrics:
     """Train round `round_name` (data/models/stage2_<round>, continuing its `from` adapter) and return the
     figures of metrics/train_stage2/<round>.json."""
     from simrag.models import load_tokenizer
-    from simrag.training import TrainSetup, epochs_for_updates, train_adapter
 
     start_from, settings = params.round_settings(round_name)
     data = round_data(

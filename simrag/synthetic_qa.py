@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -430,7 +430,41 @@ def to_record(c: Candidate, round_name: str) -> QARecord:
     }
 
 
-def figures(candidates: list[Candidate], verdicts: Counter, writer: Writer, chunks: list[dict[str, Any]]) -> dict:
+class QAFigures(TypedDict):
+    """What a round's (or an evaluation set's) writing measured: in metrics/generate_qa/<round>.json after
+    the round's name, its `from`, recipe and target, and before its peak memory."""
+
+    chunks: int
+    chunks_per_source: dict[str, int]
+    candidates: int
+    kept: int
+    keep_rate: float
+    rejected: dict[str, int]  # candidates per rejection reason
+    mean_context_score_kept: float | None
+    mean_top_score: float | None
+    source_retrieved_rate: float | None
+    context_score_quantiles: dict[str, float]
+    kept_at_threshold: dict[str, int]
+    passing_all_but_score: int
+    generated_tokens: int
+    generation_seconds: float
+    tokens_per_second: float
+
+
+_From = TypedDict("_From", {"from": str})  # "from" is a keyword: the functional form
+
+
+class QARoundMetrics(QAFigures, _From):
+    """metrics/generate_qa/<round>.json: the round, the model it started `from`, its recipe and target, what
+    its writing measured, and the stage's peak memory."""
+
+    round: str
+    recipe: str
+    target_pairs: int
+    peak_memory_mb: float
+
+
+def figures(candidates: list[Candidate], verdicts: Counter, writer: Writer, chunks: list[dict[str, Any]]) -> QAFigures:
     """What `metrics/generate_qa/<round>.json` holds: counts per verdict, scores, the score
     distribution (what each threshold would keep), speed."""
     kept = [c for c in candidates if c.verdict == "kept"]

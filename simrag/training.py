@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from transformers import Trainer
 
@@ -42,6 +42,33 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+
+
+class TrainMetrics(TypedDict):
+    """The figures of a training run (metrics/train_stage1.json, metrics/train_stage2/<round>.json)."""
+
+    examples: dict[str, int]  # train, validation, truncated, dropped_too_long (and what a stage adds)
+    steps: int
+    epochs: float
+    tokens: int
+    tokens_per_second: float
+    train_loss_first: float | None
+    train_loss_final: float | None
+    train_loss_mean: float
+    val_loss_initial: float | None
+    val_loss_final: float | None
+    val_loss_best: float | None
+    resumed_from_step: int
+    train_seconds: float
+    seconds: float
+    peak_memory_mb: float
+    memory_kind: str
+    device: str
+    precision: str
+    gradient_checkpointing: bool
+    trainable_parameters: int
+    trainable_share: float
+    adapter_mb: float
 
 
 @dataclass(frozen=True)
@@ -323,7 +350,7 @@ def _setup_run(
     return _Run(model, tokenizer, facts, train_rows, val_rows, train_counts + val_counts, args, resume_from)
 
 
-def _summary(run: _Run, trainer: Any, output: Any, out_dir: Path, started: float) -> dict[str, Any]:
+def _summary(run: _Run, trainer: Any, output: Any, out_dir: Path, started: float) -> TrainMetrics:
     """The run's figures, as metrics/train_stage1.json and metrics/train_stage2/<round>.json hold them."""
     state, facts, history = trainer.state, run.facts, trainer.state.log_history
     losses = [e["loss"] for e in history if "loss" in e]
@@ -373,7 +400,7 @@ def train_adapter(
     plots_dir: Path,
     init_adapter: Path | None = None,
     callbacks: tuple[Any, ...] = (),
-) -> dict[str, Any]:
+) -> TrainMetrics:
     """Train a LoRA adapter on `train_set`, save it to `out_dir`, and return the run's metrics: setup, fit
     (resuming from a matching checkpoint), summary.
 
