@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 import numpy as np
 
@@ -28,6 +28,25 @@ from simrag.retrieval import Hit, Retriever
 log = logging.getLogger(__name__)
 
 LABELS = ("yes", "no", "maybe")  # PubMedQA's answer labels
+
+
+class RetrievedChunk(TypedDict):
+    chunk_id: str
+    doc: str
+    score: float  # cosine
+
+
+class EvalRecord(TypedDict):
+    """One question of a set, as data/eval/<model>/<set>.jsonl holds it."""
+
+    id: str
+    question: str
+    retrieved: list[RetrievedChunk]  # in rank order
+    answer: str
+    new_tokens: int
+    label: NotRequired[str]  # labelled sets (PubMedQA): the gold label and the model's
+    predicted_label: NotRequired[str]
+    scores: dict[str, float]  # metric -> this question's score (a metric without its inputs is absent)
 
 
 def label_variants(label: str) -> list[str]:
@@ -131,7 +150,7 @@ def question_scores(
 
 def set_summary(
     questions: list[dict[str, Any]],
-    records: list[dict[str, Any]],
+    records: list[EvalRecord],
     hits: list[list[Hit]],
     answers: list[Any],
     generation_seconds: float,
@@ -172,7 +191,7 @@ def evaluate_set(
     bootstrap: tuple[int, int] = (2000, 0),
     reference_embedder: Any = None,
     progress: bool = True,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[EvalRecord], dict[str, Any]]:
     """Per-question records and the set's metrics (each with a 95% bootstrap CI of `bootstrap` = (resamples,
     seed) and n).
 
@@ -199,7 +218,7 @@ def evaluate_set(
         ]
         scores_of_labels = label_scores(generator, label_prompts, generation.batch_size)
 
-    records = []
+    records: list[EvalRecord] = []
     for i, (question, found, answer) in enumerate(zip(questions, hits, answers, strict=True)):
         scores = question_scores(
             question,
@@ -222,7 +241,7 @@ def evaluate_set(
             record.update(label=question["label"], predicted_label=predicted)
             scores["label_accuracy"] = float(predicted == question["label"])
         record["scores"] = {k: round(v, 4) for k, v in scores.items()}
-        records.append(record)
+        records.append(cast(EvalRecord, record))  # built in the file's key order: label fields before scores
 
     summary = set_summary(questions, records, hits, answers, rag.seconds, bootstrap)
     return records, summary
@@ -230,7 +249,7 @@ def evaluate_set(
 
 def evaluate_model(
     params: Params, model_name: str, weights: Path, base: Path, index_dir: Path
-) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
+) -> dict[str, tuple[list[EvalRecord], dict[str, Any]]]:
     """{set: (per-question records, the set's metrics)} of one model on every `evaluate.sets` set: its
     weights (the base, or an adapter merged into it) answering from `index_dir`."""
     from simrag.embedding import load_embedder

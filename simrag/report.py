@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import yaml
 
@@ -23,6 +23,7 @@ from simrag.metrics import adjust_p_values, bootstrap_ci, paired_comparison
 
 if TYPE_CHECKING:
     from simrag.config import Params
+    from simrag.evaluation import EvalRecord
     from simrag.indexing import IndexMetrics
     from simrag.round_data import RoundTrainMetrics
     from simrag.synthetic_qa import QARoundMetrics
@@ -48,6 +49,17 @@ METRICS = {
 
 # what judges whether an answer is right (reference-based); the paper's rule-based score rewards copying
 # context words, not being right, and is kept as the paper's metric only
+class SetResult(TypedDict):
+    """One model on one set: its metrics (metrics/eval/<model>/<set>.json) and its per-question records."""
+
+    summary: dict[str, Any]  # metric -> {mean, ci_low, ci_high, n}, and counts
+    records: list[EvalRecord]
+    members: NotRequired[list[str]]  # a pooled set: the sets it joins
+
+
+Results = dict[str, dict[str, SetResult]]  # model -> set -> its result
+
+
 class StageFigures(TypedDict, total=False):
     """What the stages before `evaluate` measured, as the report reads it (see `stage_figures`)."""
 
@@ -66,26 +78,26 @@ PAPER_QUALITY = {"baseline": 0.801, "stage1": 0.800, "stage2": 0.786}
 PAPER_SECONDS = {"baseline": 41.2, "stage1": 62.6, "stage2": 63.2}
 
 
-def load_results(models: list[str], sets: list[str], records_dir: Path, metrics_dir: Path) -> dict[str, dict[str, Any]]:
+def load_results(models: list[str], sets: list[str], records_dir: Path, metrics_dir: Path) -> Results:
     """{model: {set: {"summary": ..., "records": [...]}}} for every model and set that was evaluated."""
-    results: dict[str, dict[str, Any]] = {}
+    results: Results = {}
     for model in models:
         for set_name in sets:
             summary_path = metrics_dir / model / f"{set_name}.json"
             if summary_path.is_file():
-                records = list(read_jsonl(records_dir / model / f"{set_name}.jsonl"))
+                records = cast("list[EvalRecord]", list(read_jsonl(records_dir / model / f"{set_name}.jsonl")))
                 results.setdefault(model, {})[set_name] = {"summary": read_json(summary_path), "records": records}
     return results
 
 
-def pool_sets(results: dict[str, dict[str, Any]], pooled: dict[str, list[str]], samples: int, seed: int) -> None:
+def pool_sets(results: Results, pooled: dict[str, list[str]], samples: int, seed: int) -> None:
     """Add each pooled set (e.g. devops = devops_public + devops_dev) to every model's results: its records
     are the members' (ids prefixed with the set's name), its summary the bootstrap over all of them."""
     for data in results.values():
         for name, members in pooled.items():
             if not all(m in data for m in members):
                 continue
-            records = [{**r, "id": f"{m}/{r['id']}"} for m in members for r in data[m]["records"]]
+            records: list[EvalRecord] = [{**r, "id": f"{m}/{r['id']}"} for m in members for r in data[m]["records"]]
             summary: dict[str, Any] = {"n": len(records)}
             for metric in METRICS:
                 values = [r["scores"][metric] for r in records if metric in r["scores"]]
@@ -129,7 +141,7 @@ def comparison_pairs(models: dict[str, dict[str, str]], parents: dict[str, str])
 
 
 def compare(
-    results: dict[str, dict[str, Any]],
+    results: Results,
     pairs: list[Pair],
     tested_sets: list[str],
     samples: int,
@@ -197,7 +209,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def markdown(
-    results: dict[str, dict[str, Any]],
+    results: Results,
     comparisons: list[dict[str, Any]],
     params: dict[str, Any],
     stages: StageFigures | None = None,
@@ -264,9 +276,7 @@ def markdown(
     return "\n".join(lines)
 
 
-def headline_section(
-    results: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]], pooled: dict[str, list[str]]
-) -> list[str]:
+def headline_section(results: Results, comparisons: list[dict[str, Any]], pooled: dict[str, list[str]]) -> list[str]:
     """The metrics that reward a correct answer, on the largest referenced set (a pooled one if any)."""
     candidates = [name for name in pooled if any(name in per_set for per_set in results.values())]
     candidates += [s for per_set in results.values() for s in per_set if "token_f1" in per_set[s]["summary"]]
@@ -318,9 +328,7 @@ def effect_section(comparisons: list[dict[str, Any]], isolates: str) -> list[str
     return [f"## {title}", "", *sentence.split("\n"), "", *comparison_table(rows), ""]
 
 
-def paper_section(
-    results: dict[str, dict[str, Any]], timing: dict[str, Any] | None, params: dict[str, Any]
-) -> list[str]:
+def paper_section(results: Results, timing: dict[str, Any] | None, params: dict[str, Any]) -> list[str]:
     """This run's seed30 figures beside the reproduction paper's Table 1 and Table 2."""
     if "seed30" not in results.get("baseline", {}):
         return []
@@ -496,7 +504,7 @@ def stage_figures(metrics_dir: Path, params: Params) -> StageFigures:
     return figures
 
 
-def summary_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def summary_rows(results: Results) -> list[dict[str, Any]]:
     """One row per model, set and metric: the data behind the bar charts."""
     rows = []
     for model, per_set in results.items():
@@ -517,7 +525,7 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def headline_summary(results: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
+def headline_summary(results: Results, comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     """metrics/summary.json: a few numbers per set and model, small enough for `dvc exp show`.
 
     Per set: each model's mean of the headline metrics it has, and for each model its difference from
@@ -544,7 +552,7 @@ def headline_summary(results: dict[str, dict[str, Any]], comparisons: list[dict[
 class Analysis:
     """What the report stage computes from the evaluations and the other stages' metrics."""
 
-    results: dict[str, dict[str, Any]]  # model -> set -> its records and metrics (pooled sets included)
+    results: Results  # model -> set -> its records and metrics (pooled sets included)
     comparisons: list[dict[str, Any]]  # paired differences, with CIs and corrected p-values
     figures: StageFigures  # the other stages' metrics: QA rounds, retriever, time and memory
     timing: dict[str, Any] | None  # metrics/timing.json, where the stage ran

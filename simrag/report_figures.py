@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simrag.jsonio import atomic_open, write_json
-from simrag.report import HEADLINE, METRICS, Analysis, summary_rows
+from simrag.report import HEADLINE, METRICS, Analysis, Results, summary_rows
 
 if TYPE_CHECKING:
     from simrag.config import Params
@@ -90,7 +90,7 @@ def plot_verdicts(rows: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def score_rows(results: dict[str, dict[str, Any]], indexes: dict[str, str]) -> list[dict[str, Any]]:
+def score_rows(results: Results, indexes: dict[str, str]) -> list[dict[str, Any]]:
     """Every retrieval score of every question, once per index (its first model), with the rank of the hit."""
     rows, seen = [], set()
     for model, per_set in results.items():
