@@ -265,18 +265,30 @@ def verify(scratch: Path | None, compare_only: Path | None) -> None:
     sys.exit(0 if result.reproduced else 1)
 
 
+def server_log(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Log INFO lines to stderr from the start, the model's loading included (`rag_model_options` loads it
+    before the command's body runs)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        return fn(*args, **kwargs)
+
+    return run
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 serves other machines too.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@server_log
 @rag_model_options
 def serve(host: str, port: int, rag: RagModel) -> None:
     """Serve MODEL over HTTP: OpenAI-compatible /v1/chat/completions answered with retrieval (the sources in
     the response), /search, /v1/models and /health. Ctrl-C stops it."""
-    import logging
-
     from simrag.serve import make_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         server = make_server(rag, host, port)
     except OSError as exc:

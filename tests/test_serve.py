@@ -117,6 +117,7 @@ def test_serve_command_starts_answers_and_stops(tmp_path, tiny_model_dir, topic_
         with pytest.raises(subprocess.CalledProcessError) as busy:  # the same port again: a clear refusal
             subprocess.run([*command[:5], served.rsplit(":", 1)[1], *command[6:]], check=True, capture_output=True)
         assert b"cannot listen on 127.0.0.1:" in busy.value.stderr
+        assert b"generator baseline on cpu" in busy.value.stderr  # the model's loading is logged too
     finally:
         proc.terminate()
         proc.wait(timeout=30)
