@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 # Values a rerun on the same inputs is not expected to repeat: wall-clock times, speeds, memory, the host.
-VOLATILE_KEY = re.compile(r"(?:^|_)seconds$|_per_second$|^peak_memory_mb$|^memory_kind$|^machine$|^resumed_from_step$")
+# (An index folder's size, `index_mb`, moves with Chroma's SQLite pages: the index's contents are compared.)
+VOLATILE_KEY = re.compile(
+    r"(?:^|_)seconds$|_per_second$|^peak_memory_mb$|^index_mb$|^memory_kind$|^machine$|^resumed_from_step$"
+)
 VOLATILE_FILE = re.compile(r"(?:^|/)timing\.json$")  # per-query times at batch 1: every value is a time
+# Stage outputs whose bytes hold times: not compared by hash. Metrics files are compared value by value
+# instead; the report's statistics are in metrics/summary.json and plots/eval/comparisons.json.
+TIMED_OUTPUT = re.compile(r"^metrics/|^reports/results\.md$")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,39 @@ def lock_outputs(root: Path) -> dict[str, str]:
     return outputs
 
 
+def same_index_contents(a: Path, b: Path) -> bool:
+    """Two Chroma folders hold the same collections: names, metadata, ids, texts, metadatas and vectors.
+    (Their bytes differ from build to build: Chroma names collections and segments by random UUIDs.)"""
+    import chromadb
+    from chromadb.config import Settings
+
+    from simrag.vectorstore import working_copy
+
+    def contents(path: Path) -> dict[str, Any]:
+        # a copy: opening a Chroma folder writes to it
+        client = chromadb.PersistentClient(str(working_copy(path)), settings=Settings(anonymized_telemetry=False))
+        out = {}
+        for collection in client.list_collections():
+            got = collection.get(include=["embeddings", "documents", "metadatas"])
+            ids, texts = got["ids"], got["documents"] or []
+            metadatas, vectors = got["metadatas"] or [], got["embeddings"]
+            order = sorted(range(len(ids)), key=ids.__getitem__)
+            out[collection.name] = (
+                collection.metadata,
+                [ids[i] for i in order],
+                [texts[i] for i in order],
+                [metadatas[i] for i in order],
+                [list(vectors[i]) for i in order] if vectors is not None else [],
+            )
+        return out
+
+    return contents(a) == contents(b)
+
+
+def _is_index(path: Path) -> bool:
+    return (path / "chroma.sqlite3").is_file()
+
+
 @dataclass
 class Comparison:
     outputs_same: int
@@ -93,6 +132,8 @@ class Comparison:
     metrics_same: int
     metric_differences: list[Difference]
     metrics_left_out: int
+    outputs_same_contents: list[str] = field(default_factory=list)  # indexes: same vectors, other ids
+    outputs_timed: int = 0  # metrics files and the report: compared value by value, or not at all
 
     @property
     def reproduced(self) -> bool:
@@ -100,7 +141,10 @@ class Comparison:
 
     def report(self) -> str:
         lines = [
-            f"stage outputs: {self.outputs_same} identical, {len(self.output_differences)} differ",
+            f"stage outputs: {self.outputs_same} identical, {len(self.outputs_same_contents)} the same index "
+            f"contents (Chroma's random ids differ), {self.outputs_timed} holding times (metrics compared "
+            f"value by value below; the report's text), {len(self.output_differences)} differ",
+            *(f"  same contents: {where}" for where in self.outputs_same_contents),
             *(f"  {d.where}" for d in self.output_differences),
             f"metrics: {self.metrics_same} identical, {len(self.metric_differences)} differ "
             f"({self.metrics_left_out} times, throughputs and memory figures not compared)",
@@ -123,11 +167,27 @@ def _diff(committed: dict[str, Any], fresh: dict[str, Any], label: str = "") -> 
 
 def compare(committed_root: Path, fresh_root: Path) -> Comparison:
     """The committed run (a working copy) against a fresh one (a scratch run of the same commit)."""
-    outputs_same, output_differences = _diff(lock_outputs(committed_root), lock_outputs(fresh_root), "dvc.lock: ")
+    ours, theirs = lock_outputs(committed_root), lock_outputs(fresh_root)
+    timed = {key for key in set(ours) | set(theirs) if TIMED_OUTPUT.search(key.split(" -> ", 1)[1])}
+    outputs_same, differences = _diff(
+        {k: v for k, v in ours.items() if k not in timed},
+        {k: v for k, v in theirs.items() if k not in timed},
+        "dvc.lock: ",
+    )
+    same_contents, output_differences = [], []
+    for difference in differences:
+        path = difference.where.split(" -> ", 1)[1]
+        a, b = committed_root / path, fresh_root / path
+        if _is_index(a) and _is_index(b) and same_index_contents(a, b):
+            same_contents.append(difference.where)
+        else:
+            output_differences.append(difference)
     committed, left_out = metric_values(committed_root)
     fresh, _ = metric_values(fresh_root)
     metrics_same, metric_differences = _diff(committed, fresh)
-    return Comparison(outputs_same, output_differences, metrics_same, metric_differences, left_out)
+    return Comparison(
+        outputs_same, output_differences, metrics_same, metric_differences, left_out, same_contents, len(timed)
+    )
 
 
 def remote_urls(root: Path) -> dict[str, str]:

@@ -1,11 +1,13 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 from click.testing import CliRunner
 
 from simrag.cli import main
-from simrag.verify import compare, flatten
+from simrag.vectorstore import write_collection
+from simrag.verify import compare, flatten, same_index_contents
 
 
 def _run(root: Path, token_f1: float, index_md5: str, seconds: float) -> Path:
@@ -15,6 +17,8 @@ def _run(root: Path, token_f1: float, index_md5: str, seconds: float) -> Path:
         "stages": {
             "index": {"cmd": "x", "outs": [{"path": "data/index", "md5": index_md5}]},
             "train_stage1": {"cmd": "y", "outs": [{"path": "data/models/stage1", "md5": "aaa.dir"}]},
+            # a metrics file holds times, so its hash differs from run to run: its values are compared
+            "evaluate": {"cmd": "z", "outs": [{"path": "metrics/eval/stage1.json", "md5": f"{seconds}"}]},
         },
     }
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
@@ -37,7 +41,7 @@ def test_flatten_names_every_leaf() -> None:
 def test_times_and_machines_are_not_compared_but_every_other_value_is(tmp_path: Path) -> None:
     committed = _run(tmp_path / "committed", 0.25, "111.dir", seconds=2.0)
     same = compare(committed, _run(tmp_path / "same", 0.25, "111.dir", seconds=0.5))
-    assert same.reproduced and same.outputs_same == 2 and same.metrics_same == 3
+    assert same.reproduced and same.outputs_same == 2 and same.outputs_timed == 1 and same.metrics_same == 3
     assert same.metrics_left_out == 4  # two times, a throughput, the machine; the timing file
     other = compare(committed, _run(tmp_path / "other", 0.2501, "222.dir", seconds=2.0))
     assert not other.reproduced
@@ -58,3 +62,25 @@ def test_verify_command_compares_a_finished_run(tmp_path: Path, monkeypatch) -> 
     monkeypatch.chdir(tmp_path)
     nowhere = runner.invoke(main, ["verify", "--compare-only", str(committed)])
     assert nowhere.exit_code != 0 and "no dvc.lock here" in nowhere.output
+
+
+def _index(path: Path, vectors: np.ndarray) -> Path:
+    write_collection(path, "chunks", ["a", "b"], vectors, ["one", "two"], [{"doc": "x"}, {"doc": "y"}], {"k": 1})
+    return path
+
+
+def test_an_index_rebuilt_from_the_same_vectors_counts_as_the_same(tmp_path: Path) -> None:
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    first, again = _index(tmp_path / "a" / "data/index", vectors), _index(tmp_path / "b" / "data/index", vectors)
+    assert (first / "chroma.sqlite3").read_bytes() != (again / "chroma.sqlite3").read_bytes()  # random ids
+    assert same_index_contents(first, again)
+    vectors[1] = [0.6, 0.8]
+    assert not same_index_contents(first, _index(tmp_path / "c" / "data/index", vectors))
+    for root, md5 in ((tmp_path / "a", "111.dir"), (tmp_path / "b", "222.dir"), (tmp_path / "c", "333.dir")):
+        lock = {"schema": "2.0", "stages": {"index": {"cmd": "x", "outs": [{"path": "data/index", "md5": md5}]}}}
+        (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    rebuilt = compare(tmp_path / "a", tmp_path / "b")
+    assert rebuilt.reproduced and rebuilt.outputs_same_contents == ["dvc.lock: index -> data/index"]
+    assert "1 the same index contents" in rebuilt.report()
+    other = compare(tmp_path / "a", tmp_path / "c")
+    assert not other.reproduced and [d.where for d in other.output_differences] == ["dvc.lock: index -> data/index"]
