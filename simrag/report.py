@@ -11,6 +11,7 @@ comparisons together (evaluate.correction), and a difference is called significa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
@@ -435,19 +436,27 @@ def qa_section(rounds: dict[str, QARoundMetrics]) -> list[str]:
     return [*lines, ""]
 
 
+def _peak(figures: Mapping[str, object]) -> float | None:
+    """The peak memory a stage script added to its metrics, where it recorded one."""
+    peak = figures.get("peak_memory_mb")
+    return float(peak) if isinstance(peak, int | float) else None
+
+
 def resources_section(stages: StageFigures) -> list[str]:
     """Time, memory and size of what each stage produced, as the stages measured them."""
     rows: list[tuple[str, float, float | None, float | None, str]] = []
     if "index" in stages:
         i = stages["index"]
-        rows.append(("index", i["seconds"], None, i["index_mb"], f"{i['chunks_per_second']} chunks/s"))
+        rows.append(("index", i["seconds"], _peak(i), i["index_mb"], f"{i['chunks_per_second']} chunks/s"))
     if "train_stage1" in stages:
         t = stages["train_stage1"]
         rows.append(
             ("train_stage1", t["seconds"], t["peak_memory_mb"], t["adapter_mb"], f"{t['tokens_per_second']} tokens/s")
         )
     for name, g in stages.get("generate_qa", {}).items():
-        rows.append((f"generate_qa@{name}", g["generation_seconds"], None, None, f"{g['tokens_per_second']} tokens/s"))
+        rows.append(
+            (f"generate_qa@{name}", g["generation_seconds"], _peak(g), None, f"{g['tokens_per_second']} tokens/s")
+        )
     for name, t in stages.get("train_stage2", {}).items():
         rows.append(
             (
@@ -462,7 +471,7 @@ def resources_section(stages: StageFigures) -> list[str]:
         rate = f"{r['pairs_per_second']} pairs/s"
         rows.append((f"train_retriever@{name}", r["seconds"], r["peak_memory_mb"], r["embedder_mb"], rate))
     for name, i in stages.get("reindex", {}).items():
-        rows.append((f"reindex@{name}", i["seconds"], None, i["index_mb"], f"{i['chunks_per_second']} chunks/s"))
+        rows.append((f"reindex@{name}", i["seconds"], _peak(i), i["index_mb"], f"{i['chunks_per_second']} chunks/s"))
     if not rows:
         return []
     lines = [

@@ -124,3 +124,15 @@ def test_dvc_stage_declares_the_params_and_code_it_uses(name):
     missing, extra = closure - deps, {d for d in deps if d.startswith("simrag/")} - closure
     assert not missing, f"{name}: dvc.yaml deps lack {sorted(missing)}"
     assert not extra, f"{name}: dvc.yaml deps list {sorted(extra)}, which the stage does not import"
+
+
+def test_dvc_lock_records_only_stages_of_the_pipeline():
+    """A stage dropped from the pipeline (a round or a retriever adaptation turned off) leaves its entry in
+    dvc.lock, where `dvc metrics diff` and `simrag verify` would still read it: the committed lock holds
+    the pipeline's stages and nothing else."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        stages = {stage.addressing for stage in repo.index.stages if stage.cmd}
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert not locked - stages, f"dvc.lock holds stages that dvc.yaml no longer defines: {sorted(locked - stages)}"

@@ -9,6 +9,7 @@ from simrag.config import GenerationParams, ModelParams
 from simrag.errors import DataError
 from simrag.evaluation import evaluate_set, label_variants, load_questions
 from simrag.models import load_generator
+from simrag.report import resources_section
 from simrag.retrieval import Retriever
 from tests.conftest import ROOT, TOPICS
 
@@ -212,3 +213,17 @@ def test_evaluate_stage_fails_cleanly_without_an_index(tmp_path, tiny_model_dir)
     )
     assert proc.returncode == 1 and "no index at" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "data").exists()
+
+
+def test_resources_table_shows_each_stages_peak_memory_where_it_recorded_one():
+    index = {"vectors": 3, "dimension": 2, "embed_seconds": 1.0, "chunks_per_second": 3.0, "index_mb": 0.5}
+    qa = {"generation_seconds": 12.5, "tokens_per_second": 40.0}
+    lines = resources_section(
+        {
+            "index": {**index, "seconds": 2.0, "peak_memory_mb": 1552.0},
+            "generate_qa": {"r1": {**qa, "peak_memory_mb": 2701.9}, "r2": qa},
+        }
+    )
+    assert "| index | 2 | 1,552 | 0.5 | 3.0 chunks/s |" in lines
+    assert "| generate_qa@r1 | 12 | 2,702 | – | 40.0 tokens/s |" in lines
+    assert "| generate_qa@r2 | 12 | – | – | 40.0 tokens/s |" in lines
