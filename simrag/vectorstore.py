@@ -76,6 +76,11 @@ def working_copy(path: Path) -> Path:
     return copy
 
 
+def read_only_client(path: Path) -> Any:
+    """A Chroma client on a private copy of the index at `path`, which it leaves byte-for-byte unchanged."""
+    return _client(working_copy(path))
+
+
 def _server_client(url: str) -> Any:
     import chromadb
     from chromadb.config import Settings
@@ -112,7 +117,7 @@ def open_collection(path: Path, name: str, read_only: bool = True, server: str =
             raise DataError(f"the Chroma server at {server} has no collection '{name}'") from exc
     if not (path / "chroma.sqlite3").is_file():
         raise DataError(f"no index at {path}: build it with `dvc repro index`")
-    client = _client(working_copy(path) if read_only else path)
+    client = read_only_client(path) if read_only else _client(path)
     try:
         return client.get_collection(name, embedding_function=None)
     except Exception as exc:  # chromadb raises NotFoundError or ValueError by version

@@ -95,16 +95,11 @@ def lock_outputs(root: Path) -> dict[str, str]:
 def same_index_contents(a: Path, b: Path) -> bool:
     """Two Chroma folders hold the same collections: names, metadata, ids, texts, metadatas and vectors.
     (Their bytes differ from build to build: Chroma names collections and segments by random UUIDs.)"""
-    import chromadb
-    from chromadb.config import Settings
-
-    from simrag.vectorstore import working_copy
+    from simrag.vectorstore import read_only_client
 
     def contents(path: Path) -> dict[str, Any]:
-        # a copy: opening a Chroma folder writes to it
-        client = chromadb.PersistentClient(str(working_copy(path)), settings=Settings(anonymized_telemetry=False))
         out = {}
-        for collection in client.list_collections():
+        for collection in read_only_client(path).list_collections():
             got = collection.get(include=["embeddings", "documents", "metadatas"])
             ids, texts = got["ids"], got["documents"] or []
             metadatas, vectors = got["metadatas"] or [], got["embeddings"]
