@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
 
@@ -47,6 +48,9 @@ class EvalRecord(TypedDict):
     label: NotRequired[str]  # labelled sets (PubMedQA): the gold label and the model's
     predicted_label: NotRequired[str]
     scores: dict[str, float]  # metric -> this question's score (a metric without its inputs is absent)
+    # The question itself scored as if it were the answer, on the reference metrics: what an answer that
+    # only restates its question reaches (the reference answers restate their questions too)
+    question_echo: NotRequired[dict[str, float]]
 
 
 def label_variants(label: str) -> list[str]:
@@ -86,11 +90,39 @@ def _summary(values: list[float], bootstrap: tuple[int, int]) -> dict[str, float
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.bootstrap_ci(values, *bootstrap).items()}
 
 
-def answer_similarity(embedder: Any, answers: list[str], references: list[str]) -> list[float]:
-    """Cosine between each answer and its reference answer, both embedded by `embedder` (RAGAS' answer
-    semantic similarity); 0 for an empty answer."""
-    a, r = embed(embedder, answers), embed(embedder, references)
-    return [m.cosine(x, y) if answer.strip() else 0.0 for x, y, answer in zip(a, r, answers, strict=True)]
+@dataclass(frozen=True)
+class Similarities:
+    """A set's cosines by the reference embedder, each text embedded once."""
+
+    relevance_ref: list[float]  # question vs its retrieved chunks (mean): context relevance, one scale
+    to_question: list[float]  # answer vs question: does the answer stay on the question's subject
+    to_reference: dict[int, float]  # answer vs reference answer, by question index: answer similarity
+    echo: dict[int, float]  # question vs reference answer: the score of answering with the question itself
+
+
+def similarities(
+    embedder: Any, questions: list[dict[str, Any]], hits: list[list[Hit]], answers: list[str]
+) -> Similarities:
+    """Questions, answers, reference answers and retrieved chunks embedded once by `embedder`; an empty
+    answer scores 0 against anything (RAGAS' answer semantic similarity, for the references)."""
+    texts = [q["question"] for q in questions]
+    referenced = [i for i, q in enumerate(questions) if q.get("reference_answer")]
+    queries, replies = embed(embedder, texts), embed(embedder, answers)
+    references = embed(embedder, [questions[i]["reference_answer"] for i in referenced])
+    chunks = embed(embedder, [h.text for found in hits for h in found])
+    relevance, start = [], 0
+    for query, found in zip(queries, hits, strict=True):
+        relevance.append(m.context_relevance((chunks[start : start + len(found)] @ query).tolist()))
+        start += len(found)
+
+    empty = [not a.strip() for a in answers]
+    pairs = list(zip(referenced, references, strict=True))
+    return Similarities(
+        relevance_ref=relevance,
+        to_question=[0.0 if empty[i] else m.cosine(replies[i], q) for i, q in enumerate(queries)],
+        to_reference={i: 0.0 if empty[i] else m.cosine(replies[i], ref) for i, ref in pairs},
+        echo={i: m.cosine(queries[i], ref) for i, ref in pairs},
+    )
 
 
 def label_scores(generator: Generator, prompts: list[str], batch_size: int) -> np.ndarray:
@@ -105,15 +137,16 @@ def label_scores(generator: Generator, prompts: list[str], batch_size: int) -> n
     return np.stack(scores, axis=1)
 
 
-def reference_relevance(embedder: Any, questions: list[str], hits: list[list[Hit]]) -> list[float]:
-    """Context relevance as `embedder` scores it: the mean cosine between each question and its retrieved
-    chunks. With one reference embedder for every index, tuned retrievers are measured on one scale."""
-    queries = embed(embedder, questions)
-    chunks = embed(embedder, [h.text for found in hits for h in found])
-    scores, start = [], 0
-    for query, found in zip(queries, hits, strict=True):
-        scores.append(m.context_relevance((chunks[start : start + len(found)] @ query).tolist()))
-        start += len(found)
+def reference_scores(answer: str, question: dict[str, Any], similarity: float | None) -> dict[str, float]:
+    """An answer's scores against what the question's references hold: token F1, ROUGE-L and answer
+    similarity against the reference answer, evidence recall of the evidence passage."""
+    scores: dict[str, float] = {}
+    if question.get("reference_answer"):
+        scores["token_f1"] = m.token_f1(answer, question["reference_answer"])
+        scores["rouge_l"] = m.rouge_l(answer, question["reference_answer"])
+        scores["answer_similarity"] = float(similarity) if similarity is not None else 0.0
+    if question.get("evidence"):
+        scores["evidence_recall"] = m.evidence_recall(answer, question["evidence"])
     return scores
 
 
@@ -124,23 +157,20 @@ def question_scores(
     context: str,
     relevance_ref: float,
     similarity: float | None,
+    question_similarity: float,
     top_k: int,
 ) -> dict[str, float]:
-    """One question's scores: the paper's (context relevance, rule-based quality, groundedness), and those
-    its references allow (token F1, ROUGE-L and answer similarity against the reference answer, evidence
-    recall, gold-document recall@k and MRR)."""
+    """One question's scores: the paper's (context relevance, rule-based quality, groundedness), how close
+    the answer stays to its question, and those its references allow (`reference_scores`, gold-document
+    recall@k and MRR)."""
     scores = {
         "context_relevance": m.context_relevance([h.score for h in found]),
         "context_relevance_ref": relevance_ref,
         "answer_quality": m.answer_quality(answer, context, question["question"]),
         "groundedness": m.groundedness(answer, context),
+        "question_similarity": question_similarity,
+        **reference_scores(answer, question, similarity),
     }
-    if question.get("reference_answer"):
-        scores["token_f1"] = m.token_f1(answer, question["reference_answer"])
-        scores["rouge_l"] = m.rouge_l(answer, question["reference_answer"])
-        scores["answer_similarity"] = float(similarity) if similarity is not None else 0.0
-    if question.get("evidence"):
-        scores["evidence_recall"] = m.evidence_recall(answer, question["evidence"])
     if question.get("gold_doc"):
         docs = [h.doc for h in found]
         scores["recall_at_k"] = m.recall_at_k(docs, question["gold_doc"], top_k)
@@ -175,6 +205,12 @@ def set_summary(
     names = dict.fromkeys(name for r in records for name in r["scores"])  # e.g. token_f1 only with references
     for name in names:
         summary[name] = _summary([r["scores"][name] for r in records if name in r["scores"]], bootstrap)
+    echoed = [r["question_echo"] for r in records if "question_echo" in r]
+    if echoed:
+        names = dict.fromkeys(name for echo in echoed for name in echo)
+        summary["question_echo"] = {
+            name: _summary([echo[name] for echo in echoed if name in echo], bootstrap) for name in names
+        }
     if records and "predicted_label" in records[0]:
         counts = {label: sum(q["label"] == label for q in questions) for label in LABELS}
         summary["majority_baseline"] = round(max(counts.values()) / len(questions), 4)
@@ -195,21 +231,14 @@ def evaluate_set(
     """Per-question records and the set's metrics (each with a 95% bootstrap CI of `bootstrap` = (resamples,
     seed) and n).
 
-    `reference_embedder` scores `context_relevance_ref` and `answer_similarity` (default: the
-    retriever's own embedder), one scale for every index.
+    `reference_embedder` scores `context_relevance_ref`, `answer_similarity`, `question_similarity` and the
+    question echo's similarity (default: the retriever's own embedder), one scale for every index.
     """
     reference_embedder = reference_embedder or retriever.model
     texts = [q["question"] for q in questions]
     rag = answer_questions(generator, retriever, texts, generation, progress=progress)
     hits, contexts, answers = rag.hits, rag.passages, rag.generations
-    relevance_ref = reference_relevance(reference_embedder, texts, hits)
-    referenced = [i for i, q in enumerate(questions) if q.get("reference_answer")]
-    similarity = answer_similarity(
-        reference_embedder,
-        [answers[i].text for i in referenced],
-        [questions[i]["reference_answer"] for i in referenced],
-    )
-    similarity_of = dict(zip(referenced, similarity, strict=True))
+    sims = similarities(reference_embedder, questions, hits, [a.text for a in answers])
     labelled = all(q.get("label") in LABELS for q in questions)
     if labelled:
         instruction = LABEL_INSTRUCTION.format(labels=", ".join(LABELS))
@@ -225,8 +254,9 @@ def evaluate_set(
             found,
             answer.text,
             "\n\n".join(contexts[i]),
-            relevance_ref[i],
-            similarity_of.get(i),
+            sims.relevance_ref[i],
+            sims.to_reference.get(i),
+            sims.to_question[i],
             retriever.top_k,
         )
         record: dict[str, Any] = {
@@ -241,6 +271,8 @@ def evaluate_set(
             record.update(label=question["label"], predicted_label=predicted)
             scores["label_accuracy"] = float(predicted == question["label"])
         record["scores"] = {k: round(v, 4) for k, v in scores.items()}
+        if echo := reference_scores(question["question"], question, sims.echo.get(i)):
+            record["question_echo"] = {k: round(v, 4) for k, v in echo.items()}
         records.append(cast(EvalRecord, record))  # built in the file's key order: label fields before scores
 
     summary = set_summary(questions, records, hits, answers, rag.seconds, bootstrap)
@@ -259,8 +291,8 @@ def evaluate_model(
         name: load_questions(Path(path), params.evaluate.max_questions) for name, path in params.evaluate.sets.items()
     }
     retriever = Retriever.from_params(index_dir, params)
-    # One reference embedder (embedder.model) scores context_relevance_ref and answer_similarity for every
-    # model, so models on a tuned index compare on the same scale.
+    # One reference embedder (embedder.model) scores every similarity (`similarities`) for every model, so
+    # models on a tuned index compare on the same scale.
     reference = retriever.model
     if retriever.embedder != params.embedder.model:
         reference = load_embedder(params.embedder.model, max_seq_length=params.embedder.max_seq_length)

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from simrag.training import TrainMetrics
 
 RETRIEVAL_METRICS = ("context_relevance", "context_relevance_ref", "recall_at_k", "mrr")
+# Shown, not tested: how close an answer stays to its question's subject explains answer similarity (the
+# reference answers restate their questions), it is not an outcome; testing it would only widen the family.
+DIAGNOSTIC_METRICS = ("question_similarity",)
+ECHO = "(the question itself)"  # the row of the question echo: each question scored as its own answer
 
 # name in the files -> label in the report; also the order of the tables
 METRICS = {
@@ -38,6 +42,7 @@ METRICS = {
     "context_relevance_ref": "Context relevance (ref. embedder)",
     "answer_quality": "Answer quality (paper)",
     "groundedness": "Groundedness",
+    "question_similarity": "Answer ~ question",
     "token_f1": "Token F1",
     "rouge_l": "ROUGE-L",
     "answer_similarity": "Answer similarity",
@@ -103,11 +108,18 @@ def pool_sets(results: Results, pooled: dict[str, list[str]], samples: int, seed
             for metric in METRICS:
                 values = [r["scores"][metric] for r in records if metric in r["scores"]]
                 if values:
-                    summary[metric] = {
-                        k: round(v, 4) if isinstance(v, float) else v
-                        for k, v in bootstrap_ci(values, samples, seed).items()
-                    }
+                    summary[metric] = _pooled_ci(values, samples, seed)
+            echoed = [r["question_echo"] for r in records if "question_echo" in r]
+            if echoed:
+                summary["question_echo"] = {
+                    metric: _pooled_ci([e[metric] for e in echoed if metric in e], samples, seed)
+                    for metric in dict.fromkeys(k for e in echoed for k in e)
+                }
             data[name] = {"summary": summary, "records": records, "members": members}
+
+
+def _pooled_ci(values: list[float], samples: int, seed: int) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in bootstrap_ci(values, samples, seed).items()}
 
 
 @dataclass(frozen=True)
@@ -151,10 +163,14 @@ def compare(
 ) -> list[dict[str, Any]]:
     """Paired differences for each pair, set and metric, with raw and adjusted p-values (one family: every
     test of the report). Generator pairs are compared on the answer metrics only: their retrieval is
-    identical by construction."""
+    identical by construction. Diagnostic metrics are shown, not tested."""
     rows: list[dict[str, Any]] = []
     for pair in pairs:
-        metrics = [m for m in METRICS if pair.isolates == "retriever" or m not in RETRIEVAL_METRICS]
+        metrics = [
+            m
+            for m in METRICS
+            if m not in DIAGNOSTIC_METRICS and (pair.isolates == "retriever" or m not in RETRIEVAL_METRICS)
+        ]
         for set_name in tested_sets:
             if set_name not in results.get(pair.model, {}) or set_name not in results.get(pair.against, {}):
                 continue
@@ -257,6 +273,9 @@ def markdown(
                 cells.append(f"{s['tokens_per_second']:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         first = results[models[0]][set_name]["summary"]
+        if echo := first.get("question_echo"):
+            cells = [ECHO, "–", str(first["n"]), *(_ci(echo[k]) if k in echo else "–" for k in present)]
+            lines.append("| " + " | ".join(cells + ([] if members else ["–"])) + " |")
         if "majority_baseline" in first:
             lines += [
                 "",
@@ -300,6 +319,14 @@ def headline_section(results: Results, comparisons: list[dict[str, Any]], pooled
     for model in models:
         s = results[model][target]["summary"]
         lines.append(f"| {model} | " + " | ".join(_ci(s[k]) if k in s else "–" for k in HEADLINE) + " |")
+    if echo := results[models[0]][target]["summary"].get("question_echo"):
+        lines.append(f"| {ECHO} | " + " | ".join(_ci(echo[k]) if k in echo else "–" for k in HEADLINE) + " |")
+        lines += [
+            "",
+            f"{ECHO}: each question scored as if it were its own answer, what an answer that only restates its",
+            "question scores. Answer similarity rewards staying on the question's subject (see Answer ~",
+            "question in the tables below), not only being right.",
+        ]
     rows = [r for r in comparisons if r["set"] == target and r["metric"] in HEADLINE]
     if rows:
         lines += ["", "Paired differences on these questions:", "", *comparison_table(rows)]
@@ -554,6 +581,8 @@ def headline_summary(results: Results, comparisons: list[dict[str, Any]]) -> dic
                     entry[f"{metric}_vs_baseline"] = round(row["diff"], 4)
                     entry[f"{metric}_vs_baseline_p_adj"] = round(row["p_adjusted"], 4)
             summary.setdefault(set_name, {})[model] = entry
+            if echo := s.get("question_echo"):
+                summary[set_name]["question_echo"] = {k: round(echo[k]["mean"], 4) for k in HEADLINE if k in echo}
     return summary
 
 

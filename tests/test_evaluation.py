@@ -6,8 +6,10 @@ import pytest
 import yaml
 
 from simrag.config import GenerationParams, ModelParams
+from simrag.embedding import embed
 from simrag.errors import DataError
 from simrag.evaluation import evaluate_set, label_variants, load_questions
+from simrag.metrics import evidence_recall, token_f1
 from simrag.models import load_generator
 from simrag.report import resources_section
 from simrag.retrieval import Retriever
@@ -54,6 +56,7 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
         "context_relevance_ref",
         "answer_quality",
         "groundedness",
+        "question_similarity",
         "token_f1",
         "rouge_l",
         "answer_similarity",
@@ -76,9 +79,28 @@ def test_evaluate_set_scores_every_question(tmp_path, tiny_model_dir, topic_inde
     assert summary["tokens_per_second"] > 0 and "response_seconds" not in summary
     assert summary["context_relevance_pooled"]["n"] == 6 * 3  # the paper's CI: every retrieved chunk
     assert sum(summary["predicted_labels"].values()) == 6 and summary["true_labels"] == {"yes": 3, "no": 2, "maybe": 1}
-    for record in records:  # a cosine, and 0 for an empty answer
-        assert -1.0 <= record["scores"]["answer_similarity"] <= 1.0
-        assert record["answer"].strip() or record["scores"]["answer_similarity"] == 0.0
+    vectors = embed(retriever.model, [q["question"] for q in questions] + [q["reference_answer"] for q in questions])
+    answers = embed(retriever.model, [r["answer"] for r in records])
+    for i, (question, record) in enumerate(zip(questions, records, strict=True)):
+        scores, echo = record["scores"], record["question_echo"]
+        # cosines by the reference embedder (here the index's own), and 0 for an empty answer
+        empty = not record["answer"].strip()
+        assert scores["answer_similarity"] == (
+            0.0 if empty else pytest.approx(float(answers[i] @ vectors[6 + i]), abs=1e-3)
+        )
+        assert scores["question_similarity"] == (
+            0.0 if empty else pytest.approx(float(answers[i] @ vectors[i]), abs=1e-3)
+        )
+        # the question echo: the question scored as its own answer on the reference metrics
+        assert set(echo) == {"token_f1", "rouge_l", "answer_similarity", "evidence_recall"}
+        assert echo["token_f1"] == pytest.approx(token_f1(question["question"], question["reference_answer"]), abs=1e-4)
+        assert echo["evidence_recall"] == pytest.approx(
+            evidence_recall(question["question"], question["evidence"]), abs=1e-4
+        )
+        assert echo["answer_similarity"] == pytest.approx(float(vectors[i] @ vectors[6 + i]), abs=1e-3)
+    echo_f1 = [r["question_echo"]["token_f1"] for r in records]
+    assert summary["question_echo"]["token_f1"]["mean"] == pytest.approx(sum(echo_f1) / 6, abs=1e-4)
+    assert summary["question_echo"]["answer_similarity"]["n"] == 6
 
 
 def test_label_variants_cover_case_and_a_leading_space():
@@ -165,9 +187,14 @@ def test_evaluate_and_report_stages_end_to_end(tmp_path, tiny_model_dir, tiny_ad
     assert {row["isolates"] for row in comparisons} == {"generator"}
     assert {row["set"] for row in comparisons} == {"both"}
     assert not {row["metric"] for row in comparisons} & {"context_relevance", "recall_at_k", "mrr"}
+    assert "question_similarity" not in {row["metric"] for row in comparisons}  # shown, not tested
+    assert "Answer ~ question" in report and report.count("| (the question itself) |") == 3  # headline, refs, both
+    plain = json.loads((tmp_path / "metrics/eval/baseline/plain.json").read_text())
+    assert "question_echo" not in plain and "question_echo" in summary
     assert all(row["p_adjusted"] >= row["p_value"] for row in comparisons)
-    summary = json.loads((tmp_path / "metrics/summary.json").read_text())
-    assert set(summary) == {"both"} and "token_f1_vs_baseline_p_adj" in summary["both"]["tuned"]
+    headline = json.loads((tmp_path / "metrics/summary.json").read_text())
+    assert set(headline) == {"both"} and "token_f1_vs_baseline_p_adj" in headline["both"]["tuned"]
+    assert set(headline["both"]["question_echo"]) == {"token_f1", "answer_similarity", "evidence_recall"}
     assert (tmp_path / "plots/eval/forest.png").stat().st_size > 5_000
     assert (tmp_path / "plots/eval/metrics.png").stat().st_size > 10_000
     assert (tmp_path / "plots/eval/summary.csv").read_text().startswith("model,set,metric,mean,ci_low,ci_high")
