@@ -86,10 +86,6 @@ def load_questions(path: Path, max_questions: int = 0) -> tuple[list[dict[str, A
     return questions, skipped
 
 
-def _summary(values: list[float], bootstrap: tuple[int, int]) -> dict[str, float]:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.bootstrap_ci(values, *bootstrap).items()}
-
-
 @dataclass(frozen=True)
 class Similarities:
     """A set's cosines by the reference embedder, each text embedded once."""
@@ -200,17 +196,13 @@ def set_summary(
         if generation_seconds
         else 0.0,
         # the paper's CI: every retrieved chunk's score as one sample (n = questions x k)
-        "context_relevance_pooled": _summary(chunk_scores, bootstrap),
+        "context_relevance_pooled": m.summarise(chunk_scores, bootstrap),
     }
     names = dict.fromkeys(name for r in records for name in r["scores"])  # e.g. token_f1 only with references
     for name in names:
-        summary[name] = _summary([r["scores"][name] for r in records if name in r["scores"]], bootstrap)
-    echoed = [r["question_echo"] for r in records if "question_echo" in r]
-    if echoed:
-        names = dict.fromkeys(name for echo in echoed for name in echo)
-        summary["question_echo"] = {
-            name: _summary([echo[name] for echo in echoed if name in echo], bootstrap) for name in names
-        }
+        summary[name] = m.summarise([r["scores"][name] for r in records if name in r["scores"]], bootstrap)
+    if echo := m.echo_summary(records, bootstrap):
+        summary["question_echo"] = echo
     if records and "predicted_label" in records[0]:
         counts = {label: sum(q["label"] == label for q in questions) for label in LABELS}
         summary["majority_baseline"] = round(max(counts.values()) / len(questions), 4)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -205,6 +206,18 @@ def bootstrap_ci(
         "ci_high": float(np.quantile(means, 1 - alpha)),
         "n": len(x),
     }
+
+
+def summarise(values: Sequence[float], bootstrap: tuple[int, int]) -> dict[str, float]:
+    """`bootstrap_ci` of `values` with (resamples, seed) = `bootstrap`, its figures rounded to 4 places."""
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in bootstrap_ci(values, *bootstrap).items()}
+
+
+def echo_summary(records: Sequence[Mapping[str, Any]], bootstrap: tuple[int, int]) -> dict[str, Any]:
+    """The question echo's metrics over evaluation records (`summarise` each); empty where none has one."""
+    echoed = [r["question_echo"] for r in records if "question_echo" in r]
+    names = dict.fromkeys(name for echo in echoed for name in echo)
+    return {name: summarise([echo[name] for echo in echoed if name in echo], bootstrap) for name in names}
 
 
 def sign_flip_p_value(diff: Sequence[float] | np.ndarray, samples: int = 10_000, seed: int = 0) -> float:

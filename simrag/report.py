@@ -20,7 +20,7 @@ import yaml
 
 from simrag.errors import DataError
 from simrag.jsonio import read_json, read_jsonl
-from simrag.metrics import adjust_p_values, bootstrap_ci, paired_comparison
+from simrag.metrics import adjust_p_values, echo_summary, paired_comparison, summarise
 
 if TYPE_CHECKING:
     from simrag.config import Params
@@ -108,18 +108,10 @@ def pool_sets(results: Results, pooled: dict[str, list[str]], samples: int, seed
             for metric in METRICS:
                 values = [r["scores"][metric] for r in records if metric in r["scores"]]
                 if values:
-                    summary[metric] = _pooled_ci(values, samples, seed)
-            echoed = [r["question_echo"] for r in records if "question_echo" in r]
-            if echoed:
-                summary["question_echo"] = {
-                    metric: _pooled_ci([e[metric] for e in echoed if metric in e], samples, seed)
-                    for metric in dict.fromkeys(k for e in echoed for k in e)
-                }
+                    summary[metric] = summarise(values, (samples, seed))
+            if echo := echo_summary(records, (samples, seed)):
+                summary["question_echo"] = echo
             data[name] = {"summary": summary, "records": records, "members": members}
-
-
-def _pooled_ci(values: list[float], samples: int, seed: int) -> dict[str, Any]:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in bootstrap_ci(values, samples, seed).items()}
 
 
 @dataclass(frozen=True)
