@@ -103,7 +103,7 @@ class LoraParams(Block):
 class TrainParams(Block):
     """Shared by Stage 1 and every Stage 2 round."""
 
-    learning_rate: float = Field(5e-5, gt=0.0, le=1.0)
+    learning_rate: float = Field(2e-4, gt=0.0, le=1.0)
     batch_size: int = Field(2, ge=1, le=1024)
     grad_accum: int = Field(8, ge=1, le=1024)
     max_len: int = Field(512, ge=16, le=131072)
