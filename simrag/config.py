@@ -205,7 +205,7 @@ class RetrieverParams(Block):
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     hard_negatives: int = Field(1, ge=0, le=16)  # per pair, mined from the round's index
     negative_depth: int = Field(20, ge=1, le=1000)  # top hits searched for hard negatives
-    val_size: int = Field(4, ge=0)  # pairs held out to measure ranking before and after
+    val_size: int = Field(32, ge=0)  # pairs held out to measure ranking before and after
     val_distractors: int = Field(1000, ge=0)  # random corpus chunks the held-out questions are ranked among
     dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast where supported, else fp32
     device: Literal["auto", "cpu", "cuda"] = "auto"
