@@ -169,7 +169,7 @@ class Stage2Params(Block):
     epochs: float = Field(1.0, gt=0.0, le=100.0)
     min_updates: int = Field(60, ge=0)  # more epochs where `epochs` make fewer optimizer updates than this
     # the round's training, where it differs from the `train` block (None: as there)
-    learning_rate: float | None = Field(5.0e-5, gt=0.0, le=1.0)
+    learning_rate: float | None = Field(2.0e-5, gt=0.0, le=1.0)
     batch_size: int | None = Field(2, ge=1, le=1024)
     grad_accum: int | None = Field(2, ge=1, le=1024)
     max_len: int | None = Field(None, ge=16, le=131072)  # tokens per training conversation: context, question, answer
