@@ -194,12 +194,23 @@ def remote_urls(root: Path) -> dict[str, str]:
         return {name: str(conf["url"]) for name, conf in repo.config["remote"].items() if "url" in conf}
 
 
-def fresh_run(root: Path, scratch: Path, log: Any = print) -> None:
+def duration(seconds: float) -> str:
+    """A wall time as people read it: '47 min', '2 h 12 min'."""
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def fresh_run(root: Path, scratch: Path, log: Any = print) -> float:
     """Clone root at HEAD into scratch (a new folder) and run the whole pipeline there: the raw data pulled
-    from root's remote, every stage executed."""
+    from root's remote, every stage executed. Returns the pipeline's wall time in seconds (logged with the
+    machine it ran on: what the default `dvc repro` costs from an empty clone)."""
     import os
     import subprocess
     import sys
+    import time
+
+    from simrag.machine import describe
 
     # The stages call `python` and `dvc`: this environment's, wherever the command was started from; and
     # they import the clone's `simrag`, not the working copy's (an editable install points there).
@@ -214,4 +225,8 @@ def fresh_run(root: Path, scratch: Path, log: Any = print) -> None:
     for name, url in remote_urls(root).items():
         subprocess.run(["dvc", "remote", "modify", "--local", name, "url", url], cwd=scratch, env=env, check=True)
     log(f"running the pipeline in {scratch} (every stage executes: hours on a laptop CPU)")
+    started = time.perf_counter()
     subprocess.run(["dvc", "repro", "--pull", "--no-run-cache"], cwd=scratch, env=env, check=True)
+    seconds = time.perf_counter() - started
+    log(f"the whole pipeline ran in {duration(seconds)} ({seconds:.0f} s) on {describe()}")
+    return seconds

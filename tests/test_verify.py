@@ -6,8 +6,9 @@ import yaml
 from click.testing import CliRunner
 
 from simrag.cli import main
+from simrag.machine import describe
 from simrag.vectorstore import write_collection
-from simrag.verify import compare, flatten, same_index_contents
+from simrag.verify import compare, duration, flatten, fresh_run, same_index_contents
 
 
 def _run(root: Path, token_f1: float, index_md5: str, seconds: float) -> Path:
@@ -84,3 +85,24 @@ def test_an_index_rebuilt_from_the_same_vectors_counts_as_the_same(tmp_path: Pat
     assert "1 the same index contents" in rebuilt.report()
     other = compare(tmp_path / "a", tmp_path / "c")
     assert not other.reproduced and [d.where for d in other.output_differences] == ["dvc.lock: index -> data/index"]
+
+
+def test_duration_reads_as_hours_and_minutes() -> None:
+    assert [duration(s) for s in (29, 2820, 3600, 7920)] == ["0 min", "47 min", "1 h 0 min", "2 h 12 min"]
+
+
+def test_a_fresh_run_clones_points_at_the_remote_runs_every_stage_and_says_how_long(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import subprocess
+
+    import simrag.verify
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kwargs: calls.append(cmd))
+    monkeypatch.setattr(simrag.verify, "remote_urls", lambda root: {"registry": "/data/dvc-store"})
+    lines: list[str] = []
+    seconds = fresh_run(tmp_path / "repo", tmp_path / "scratch", log=lines.append)
+    assert [c[:2] for c in calls] == [["git", "clone"], ["dvc", "remote"], ["dvc", "repro"]]
+    assert calls[1][-2:] == ["url", "/data/dvc-store"] and "--no-run-cache" in calls[2]
+    assert seconds >= 0 and lines[-1] == f"the whole pipeline ran in 0 min ({seconds:.0f} s) on {describe()}"
