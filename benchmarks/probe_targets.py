@@ -30,7 +30,7 @@ from simrag.embedding import embed
 from simrag.generation import generate
 from simrag.jsonio import read_jsonl
 from simrag.machine import describe
-from simrag.metrics import words
+from simrag.metrics import cosine, words
 from simrag.models import load_generator
 from simrag.prompting import fit_passages, rag_messages, render
 from simrag.qa_filter import answer_match
@@ -49,7 +49,7 @@ REFERENCES = ("data/raw/eval/devops_public.jsonl", "data/raw/eval/devops_dev.jso
 def _similarity(model: object, firsts: list[str], seconds: list[str]) -> float:
     """Mean cosine similarity of each text to its counterpart (the index's embedder)."""
     vectors = embed(model, [t for pair in zip(firsts, seconds, strict=True) for t in pair], batch_size=64)
-    return float(np.mean([float(a @ b) for a, b in zip(vectors[0::2], vectors[1::2], strict=True)]))
+    return float(np.mean([cosine(a, b) for a, b in zip(vectors[0::2], vectors[1::2], strict=True)]))
 
 
 def _describe(model: object, questions: list[str], answers: list[str]) -> str:
