@@ -128,7 +128,7 @@ def main(params_path: Path, base: Path, updates: int, eval_steps: int, plain_ste
     from simrag.machine import describe
 
     print(f"machine: {describe()}")
-    reference = child("plain", params_path, base, plain_steps)
+    reference = child("plain", params_path, base, plain_steps, 0)
     print(
         f"plain fp32 LoRA, 8x256 tokens: {reference['tokens_per_second']:.1f} tokens/s, "
         f"peak RSS {reference['peak_memory_mb']:.0f} MB",

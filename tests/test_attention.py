@@ -67,3 +67,44 @@ def test_row_by_row_prefill_gives_the_batched_cache(tiny_model_dir) -> None:
             real = mask[:, :-1].bool()[:, None, :, None].expand_as(ours.keys)  # padding positions hold anything
             assert torch.allclose(ours.keys[real], theirs.keys[real], atol=1e-5)
             assert torch.allclose(ours.values[real], theirs.values[real], atol=1e-5)
+
+
+def test_a_static_cache_holds_the_same_prefix_and_room_for_the_answer(tiny_model_dir) -> None:
+    generator = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
+    encoded = generator.tokenizer(_prompts(generator), return_tensors="pt", padding=True, add_special_tokens=False)
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    width = ids.shape[1] - 1
+    with torch.inference_mode():
+        growing = prefill_cache(generator.model, ids, mask)
+        static = prefill_cache(generator.model, ids, mask, capacity=width + 16)
+    assert int(static.get_seq_length()) == growing.get_seq_length() == width
+    for ours, theirs in zip(static.layers, growing.layers, strict=True):
+        assert ours.keys.shape[-2] == width + 16
+        assert torch.equal(ours.keys[..., :width, :], theirs.keys)
+        assert torch.equal(ours.values[..., :width, :], theirs.values)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_generation_with_the_static_cache_answers_as_transformers_own_cache(tiny_model_dir, batch_size: int) -> None:
+    generator = load_generator(tiny_model_dir, params=ModelParams(device="cpu", dtype="fp32"))
+    tokenizer, model = generator.tokenizer, generator.model
+    prompts = _prompts(generator)
+    ours = generate(generator, prompts, max_new_tokens=16, batch_size=batch_size)
+    theirs = []
+    for start in range(0, len(prompts), batch_size):
+        encoded = tokenizer(
+            prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded,
+                max_new_tokens=16,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        theirs += tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert [g.text for g in ours] == [t.strip() for t in theirs]
