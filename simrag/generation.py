@@ -37,9 +37,9 @@ def prefill_cache(model: Any, input_ids: Any, attention_mask: Any, capacity: int
 
     With `capacity` (the prompt's width plus the tokens to generate), the cache is a static one of
     that many positions: each decoding step writes its keys and values in place, where a growing
-    cache copies all of them at every step; on a 2-core CPU those copies were most of a step's time
-    for 16 RAG prompts (benchmarks/bench_generation.py). Attention then spans the unfilled positions
-    too, masked."""
+    cache copies all of them at every step (for 16 RAG prompts on a 2-core CPU, decoding took 18%
+    less time; benchmarks/bench_generation.py). Attention then spans the unfilled positions too,
+    masked."""
     import torch
     from transformers import DynamicCache, StaticCache
 
