@@ -1,6 +1,6 @@
 """Training speed and peak memory of each training stage, as params.yaml sets it, against a plain LoRA step.
 
-    python benchmarks/bench_training.py [--updates 4] [--params params.yaml]
+    python benchmarks/bench_training.py [--updates 4] [--params params.yaml] [--set train.micro_batch_tokens=1024]
 
 plain:  PEFT LoRA (r=16, alpha=32, dropout 0.05, all projections) on the fp32 model, a fixed batch of
         8 x 256 random tokens, the loss over every position (what a hand-written loop does).
@@ -9,6 +9,9 @@ stage1: `train_adapter` on the Alpaca records with the `train` block's batch, ac
         a boolean mask), `--updates` optimizer updates; tokens/s counts real (non-padding) tokens.
 stage2: the same on round r1's kept pairs (data/qa/r1.jsonl, as RAG prompts with stage2.max_context_tokens
         of context) with the round's own batch and learning rate; skipped until `generate_qa@r1` has run.
+
+`--set key=value` (repeatable) changes a param for this run, as `dvc exp run -S` would; the first `--updates 14`
+of Stage 1 are one cycle of its length-grouped order, from its longest sequences to its shortest.
 
 Each side runs in a fresh process with the environment its DVC stage gives it (the `env` settings of its
 command in dvc.yaml), so the peak resident memory printed is that stage's own. Targets: every stage within
@@ -44,6 +47,23 @@ def stage_env(stage: str) -> dict[str, str]:
             name, value = word.split("=", 1)
             settings[name] = value
     return settings
+
+
+def with_overrides(params_path: Path, overrides: tuple[str, ...]) -> dict:
+    """The params of `params_path` with each `dotted.key=value` set (the value read as YAML)."""
+    params = yaml.safe_load(params_path.read_text())
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{override!r}: expected key=value, e.g. train.micro_batch_tokens=1024")
+        *blocks, last = key.split(".")
+        node = params
+        for block in blocks:
+            if not isinstance(node.get(block), dict):
+                raise click.BadParameter(f"{override!r}: params.yaml has no block {block!r}")
+            node = node[block]
+        node[last] = yaml.safe_load(value)
+    return params
 
 
 def plain(base: Path, steps: int) -> dict:
@@ -95,6 +115,8 @@ def stage_run(stage: str, params_path: Path, base: Path, updates: int, eval_step
         root = Path(tmp)
         figures = train_adapter(base, data, val, setup, root / "out", root / "ckpt", root / "plots")
     figures["batch"] = f"{train.batch_size} x {train.grad_accum} accumulated, max_len {train.max_len}"
+    if train.micro_batch_tokens:
+        figures["batch"] += f", steps of up to {train.micro_batch_tokens} tokens"
     return figures
 
 
@@ -117,8 +139,23 @@ def child(side: str, params_path: Path, base: Path, updates: int, eval_steps: in
 @click.option("--updates", type=int, default=4, help="optimizer updates of each stage's run")
 @click.option("--eval-steps", type=int, default=0, help="updates between validation passes; 0: none (speed alone)")
 @click.option("--plain-steps", type=int, default=3)
+@click.option("--set", "overrides", multiple=True, help="a param for this run, e.g. train.micro_batch_tokens=1024")
 @click.option("--child", "side", type=click.Choice(["plain", "stage1", "stage2"]), default=None, hidden=True)
-def main(params_path: Path, base: Path, updates: int, eval_steps: int, plain_steps: int, side: str | None) -> None:
+def main(
+    params_path: Path,
+    base: Path,
+    updates: int,
+    eval_steps: int,
+    plain_steps: int,
+    overrides: tuple[str, ...],
+    side: str | None,
+) -> None:
+    if overrides:
+        with tempfile.TemporaryDirectory() as tmp:
+            changed = Path(tmp) / "params.yaml"
+            changed.write_text(yaml.safe_dump(with_overrides(params_path, overrides)))
+            main.callback(changed, base, updates, eval_steps, plain_steps, (), side)  # type: ignore[misc]
+        return
     if side == "plain":
         print(json.dumps(plain(base, plain_steps)))
         return

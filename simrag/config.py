@@ -106,6 +106,9 @@ class TrainParams(Block):
     learning_rate: float = Field(2e-4, gt=0.0, le=1.0)
     batch_size: int = Field(2, ge=1, le=1024)
     grad_accum: int = Field(8, ge=1, le=1024)
+    # > 0: each update's batch_size x grad_accum sequences run in micro-batches of up to this many padded
+    # tokens (whole sequences, longest first); 0: grad_accum micro-batches of batch_size sequences
+    micro_batch_tokens: int = Field(0, ge=0, le=1_048_576)
     max_len: int = Field(512, ge=16, le=131072)
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)

@@ -5,11 +5,15 @@ Speed on a CPU depends most on its matrix units: bf16 runs on AMX tiles (recent 
 on AVX-512 bf16 dot products (e.g. AMD Zen 4), or is emulated; the same 2 cores differ up to 3× between them.
 """
 
+import ctypes
+import ctypes.util
+import functools
 import os
 import platform
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
@@ -48,3 +52,23 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
 
         return round(torch.cuda.max_memory_allocated() / 2**20, 1), "cuda_max_allocated"
     return peak_rss_mb(), "process_peak_rss"
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None where the C library is another (macOS, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> bool:
+    """Hand the free pages inside the heap back to the system (glibc's `malloc_trim(0)`); False where
+    there is no glibc. Training steps of varying shapes leave freed blocks scattered through the heap,
+    which glibc keeps: resident memory then grows over a run although live memory does not."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True

@@ -85,3 +85,25 @@ class PadCollator:
             labels[i, :n] = torch.tensor(row["labels"])
             mask[i, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def token_micro_batches(batch: dict[str, torch.Tensor], max_tokens: int) -> list[dict[str, torch.Tensor]]:
+    """One update's right-padded batch as micro-batches of whole rows, longest first, each within
+    `max_tokens` padded tokens (its rows x its longest row; a row longer than that goes alone) and cut to
+    its longest row. Short sequences share a step and long ones are split: the same rows in fewer steps
+    where most are short, never a larger step than `max_tokens`."""
+    import torch
+
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    order = torch.argsort(torch.tensor(lengths), descending=True, stable=True).tolist()
+    groups: list[list[int]] = []
+    for row in order:
+        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= max_tokens:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    parts = []
+    for group in groups:
+        rows, width = torch.tensor(group), lengths[group[0]]
+        parts.append({key: value[rows, :width] for key, value in batch.items()})
+    return parts

@@ -14,6 +14,7 @@ interrupted run resumes from its last checkpoint when run again with the same in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from simrag.checkpoints import fingerprint, folder_digest, resume_point
 from simrag.config import LoraParams, ModelParams, TrainParams
@@ -34,9 +35,9 @@ from simrag.embedding import choose_device
 from simrag.errors import DataError
 from simrag.instructions import Conversation
 from simrag.jsonio import atomic_dir
-from simrag.machine import peak_memory_mb
+from simrag.machine import peak_memory_mb, release_free_memory
 from simrag.models import choose_model_dtype, load_tokenizer, quantization_config, use_4bit
-from simrag.sft_data import IGNORE, PadCollator, encode_all
+from simrag.sft_data import IGNORE, PadCollator, encode_all, token_micro_batches
 
 if TYPE_CHECKING:
     import torch
@@ -196,9 +197,35 @@ def load_trainable(
 
 
 class AssistantLossTrainer(Trainer):
-    """The Trainer with the loss on the assistant's tokens, its output head on those positions alone."""
+    """The Trainer with the loss on the assistant's tokens, its output head on those positions alone.
+
+    With `micro_batch_tokens`, the Trainer hands over each update's sequences as one batch, and the step
+    runs them in micro-batches of up to that many tokens, accumulating their gradients: the same update
+    as fixed micro-batches of `batch_size` (the same sequences, the loss over all their answer tokens), in
+    fewer steps where sequences are short (a step has a fixed cost of ~0.5 s on 2 cores).
+    """
 
     loss_is_scaled_for_ga = True  # assistant_loss divides by the accumulated batch's token count
+
+    def __init__(self, *args: Any, micro_batch_tokens: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.micro_batch_tokens = micro_batch_tokens
+
+    def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+        if not self.micro_batch_tokens:
+            return super().training_step(model, inputs, num_items_in_batch)
+        import torch
+
+        if num_items_in_batch is None:  # the token mean over the whole update, not over each micro-batch
+            num_items_in_batch = (inputs["labels"][:, 1:] != IGNORE).sum()
+        parts = token_micro_batches(inputs, self.micro_batch_tokens)
+        losses = []
+        for i, part in enumerate(parts):
+            # data-parallel processes exchange gradients once, after the update's last micro-batch
+            last = i == len(parts) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                losses.append(super().training_step(model, part, num_items_in_batch))
+        return torch.stack(losses).sum()
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -213,12 +240,33 @@ class AssistantLossTrainer(Trainer):
         return (loss, {"loss": loss}) if return_outputs else loss
 
 
+class ReleaseMemory(TrainerCallback):
+    """On a CPU, the heap's free pages go back to the system after each update and validation pass: the
+    steps' activations differ in shape from batch to batch, and glibc otherwise keeps the freed blocks
+    (Stage 1 on a 2-core Intel Xeon peaked at 7,038 MiB without, 5,654 MiB with, the adapter byte-identical)."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        release_free_memory()
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        release_free_memory()
+
+
+def batch_shape(train: TrainParams) -> tuple[int, int]:
+    """(sequences per batch the Trainer loads, batches per optimizer update). With micro_batch_tokens the
+    Trainer loads a whole update's sequences at once and the step splits them by tokens."""
+    if train.micro_batch_tokens:
+        return train.batch_size * train.grad_accum, 1
+    return train.batch_size, train.grad_accum
+
+
 def planned_updates(n_examples: int, train: TrainParams, epochs: float, processes: int = 1) -> int:
-    """Optimizer updates a run will make, as the Trainer counts them."""
+    """Optimizer updates a run will make, as the Trainer counts them (a last, partial update included)."""
     if train.max_steps:
         return train.max_steps
-    batches = math.ceil(math.ceil(n_examples / processes) / train.batch_size)
-    return max(1, math.ceil(epochs * max(1, batches // train.grad_accum)))
+    per_batch, accumulated = batch_shape(train)
+    batches = math.ceil(math.ceil(n_examples / processes) / per_batch)
+    return max(1, math.ceil(epochs * math.ceil(batches / accumulated)))
 
 
 def epochs_for_updates(n_examples: int, train: TrainParams, epochs: float, min_updates: int) -> float:
@@ -244,13 +292,14 @@ def _training_arguments(
     t = setup.train
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     mixed = facts["compute_dtype"] if facts["compute_dtype"] != torch.float32 else None
+    per_batch, accumulated = batch_shape(t)
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=setup.epochs,
         max_steps=t.max_steps or -1,
-        per_device_train_batch_size=t.batch_size,
+        per_device_train_batch_size=per_batch,
         per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
+        gradient_accumulation_steps=accumulated,
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
         warmup_steps=warmup_updates(n_examples, t, setup.epochs, processes),
@@ -420,7 +469,12 @@ def train_adapter(
         train_dataset=run.train_rows,
         eval_dataset=run.val_rows or None,
         data_collator=PadCollator(run.tokenizer.pad_token_id),
-        callbacks=[CurvesCallback(curves, main, started), *callbacks],
+        callbacks=[
+            CurvesCallback(curves, main, started),
+            *([ReleaseMemory()] if run.facts["device"] == "cpu" else []),
+            *callbacks,
+        ],
+        micro_batch_tokens=setup.train.micro_batch_tokens,
     )
     trainer.args.eval_on_start = bool(run.val_rows) and run.resume_from is None
     facts = run.facts

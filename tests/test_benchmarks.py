@@ -33,3 +33,21 @@ def test_machine_line_names_cores_and_bf16(monkeypatch):
     assert machine.describe().endswith("bf16 on AMX")
     monkeypatch.setattr(machine, "_cpuinfo", lambda: ("", set()))
     assert machine.describe().endswith("bf16 support unknown")
+
+
+def test_bench_training_sets_a_param_for_its_run_and_names_a_bad_one(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_training
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import click
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  batch_size: 2\n  micro_batch_tokens: 0\nstage2: {epochs: 1}\n")
+    changed = bench_training.with_overrides(params, ("train.micro_batch_tokens=1024", "stage2.epochs=2.5"))
+    assert changed == {"train": {"batch_size": 2, "micro_batch_tokens": 1024}, "stage2": {"epochs": 2.5}}
+    with pytest.raises(click.BadParameter, match="no block 'trian'"):
+        bench_training.with_overrides(params, ("trian.batch_size=4",))
+    with pytest.raises(click.BadParameter, match="expected key=value"):
+        bench_training.with_overrides(params, ("train.batch_size",))

@@ -27,11 +27,17 @@ def test_dvc_training_stages_take_their_launcher_from_params() -> None:
 
 
 def _train_stage1(
-    model_dir: Path, tmp_path: Path, processes: int, batch_size: int, grad_accum: int, port: int
+    model_dir: Path,
+    tmp_path: Path,
+    processes: int,
+    batch_size: int,
+    grad_accum: int,
+    port: int,
+    micro_batch_tokens: int = 0,
 ) -> tuple[Path, subprocess.CompletedProcess]:
     """Run stages/train_stage1.py in `processes` processes (torchrun over gloo, as `accelerate launch
     --multi_gpu` runs it on GPUs) in a folder of its own; the other ranks may write nothing there."""
-    work = tmp_path / f"p{processes}"
+    work = tmp_path / f"p{processes}-t{micro_batch_tokens}"
     work.mkdir()
     data = work / "alpaca.json"
     data.write_text(
@@ -44,6 +50,7 @@ def _train_stage1(
         "train": {
             "batch_size": batch_size,
             "grad_accum": grad_accum,
+            "micro_batch_tokens": micro_batch_tokens,
             "max_steps": 2,
             "eval_steps": 1,
             "max_len": 128,
@@ -104,3 +111,8 @@ def test_train_stage1_on_two_processes_matches_one_process(tiny_model_dir: Path,
     assert not (two / "ckpt").exists()  # removed once, by the main process
     for curve in ("loss", "grad_norm", "val_loss"):
         assert _curve(two, curve) == pytest.approx(_curve(one, curve), rel=1e-4), curve
+    # each process splitting its 2 sequences by tokens (one a step, the gradients exchanged after the
+    # last): the same updates again
+    split, _ = _train_stage1(tiny_model_dir, tmp_path, 2, 1, 2, port=29519, micro_batch_tokens=40)
+    for curve in ("loss", "grad_norm", "val_loss"):
+        assert _curve(split, curve) == pytest.approx(_curve(one, curve), rel=1e-4), curve
